@@ -1,0 +1,26 @@
+import type { NodeId } from '../raft/types.js';
+
+/** One node of the cluster, as listed under `cluster:` in the YAML config. */
+export interface NodeConfig {
+  readonly id: NodeId;
+  /** host:port that the node's gRPC server listens on for its peers. */
+  readonly grpcAddress: string;
+  /** host:port of the node's REST API. */
+  readonly webAddress: string;
+  readonly peers: readonly NodeId[];
+  readonly dataDir?: string;
+}
+
+export interface ClusterConfig {
+  /** Identifies the cluster on the wire; messages carrying another id are rejected. */
+  readonly clusterId: string;
+  readonly tickIntervalMs: number;
+  readonly electionTimeoutMinMs: number;
+  readonly electionTimeoutMaxMs: number;
+  readonly heartbeatIntervalMs: number;
+  readonly maxKeyBytes: number;
+  readonly maxValueBytes: number;
+  /** How long a write or linearizable read waits to be committed and applied before answering 504. */
+  readonly requestTimeoutMs: number;
+  readonly nodes: readonly NodeConfig[];
+}

@@ -1,0 +1,561 @@
+// THE CORE: a deterministic Raft state machine (Figure 2 of the Raft paper; thesis chapter 3).
+//
+// It never touches a clock, the network, the disk or a random source of its own. The outside drives it:
+//   tick()        one logical clock tick (timeouts are counted in ticks)
+//   step(m)       one incoming message from a peer
+//   propose(d)    a new command (leader only)
+//   ready()       what must be persisted, sent and applied now
+//   advance(rd)   the outside has done all of that Ready
+// and the same inputs always give the same outputs, so a seeded simulator can replay any run exactly.
+
+import { RaftLog } from './log.js';
+import { Progress } from './progress.js';
+import { majorityMatchIndex, tallyVotes } from './quorum.js';
+import type { Random } from './random.js';
+import {
+  EntryType,
+  type AppendEntries,
+  type AppendEntriesResponse,
+  type Entry,
+  type HardState,
+  type Message,
+  type NodeId,
+  type RequestVote,
+  type RequestVoteResponse,
+  type Role,
+  type SoftState,
+} from './types.js';
+
+export interface RaftOptions {
+  readonly id: NodeId;
+  /** Every voting member, this node included. */
+  readonly voters: readonly NodeId[];
+  /** Election timeouts are drawn uniformly from [electionTicksMin, electionTicksMax) (§5.2). */
+  readonly electionTicksMin: number;
+  readonly electionTicksMax: number;
+  /** The leader sends AppendEntries to every follower at least this often (§5.2: heartbeats). */
+  readonly heartbeatTicks: number;
+  readonly random: Random;
+  /** What storage held at start (empty for a new node). */
+  readonly hardState: HardState;
+  readonly entries: readonly Entry[];
+  /** Limits (STYLE.md 7). Defaults in `defaultLimits`. */
+  readonly limits?: Partial<RaftLimits>;
+  /** One line per role change and other notable events ("node1 became leader at term 3"). */
+  readonly log?: (line: string) => void;
+}
+
+export interface RaftLimits {
+  /** Entries in one AppendEntries message. */
+  readonly maxBatchEntries: number;
+  /** Payload bytes in one AppendEntries message (exceeded only by a single larger entry). */
+  readonly maxBatchBytes: number;
+  /** AppendEntries messages in flight to one follower in replicate state (pipelining window). */
+  readonly maxInflightMessages: number;
+  /** Entries the leader holds uncommitted before it refuses new proposals (back-pressure). */
+  readonly maxUncommittedEntries: number;
+  /** Committed entries handed to the state machine in one Ready. */
+  readonly maxApplyEntries: number;
+}
+
+export const defaultLimits: RaftLimits = {
+  maxBatchEntries: 512,
+  maxBatchBytes: 1 << 20,
+  maxInflightMessages: 64,
+  maxUncommittedEntries: 50_000,
+  maxApplyEntries: 4096,
+};
+
+/** Everything the outside must do now; see the module comment. */
+export interface Ready {
+  /** Present when it changed since the last Ready: persist it before sending `messages`. */
+  readonly hardState: HardState | undefined;
+  /** Persist these before sending `messages`; storage drops any stored entry at or after entries[0].index. */
+  readonly entries: readonly Entry[];
+  /** Send these once the above is durable. */
+  readonly messages: readonly Message[];
+  /** Apply these to the state machine, in order (Figure 2: "If commitIndex > lastApplied: ... apply"). */
+  readonly committedEntries: readonly Entry[];
+  readonly softState: SoftState;
+}
+
+export type ProposeResult =
+  | { readonly ok: true; readonly index: number; readonly term: number }
+  | { readonly ok: false; readonly reason: 'not_leader'; readonly leader: NodeId | null }
+  | { readonly ok: false; readonly reason: 'busy' };
+
+export class Raft {
+  readonly id: NodeId;
+  readonly #voters: readonly NodeId[];
+  readonly #limits: RaftLimits;
+  readonly #random: Random;
+  readonly #logLine: (line: string) => void;
+  readonly #electionTicksMin: number;
+  readonly #electionTicksMax: number;
+  readonly #heartbeatTicks: number;
+
+  // Persistent state (Figure 2). Invariant: #vote is '' or a voter, and was chosen during #term.
+  #term: number;
+  #vote: NodeId;
+  readonly log: RaftLog;
+
+  // Volatile state.
+  #role: Role = 'follower';
+  #leader: NodeId | null = null;
+  #electionElapsed = 0;
+  #heartbeatElapsed = 0;
+  /** Invariant: electionTicksMin <= #electionTimeout < electionTicksMax. Re-drawn on every reset (§5.2). */
+  #electionTimeout = 0;
+  /** Candidate only: the answers received in this election. */
+  readonly #votes = new Map<NodeId, boolean>();
+  /** Leader only: one entry per other voter. */
+  readonly #progress = new Map<NodeId, Progress>();
+  /** Leader only: new entries wait here for the next Ready, so one AppendEntries per follower carries them all. */
+  #broadcastPending = false;
+
+  #messages: Message[] = [];
+  /** The hard state as of the last Ready handed out, to detect changes. */
+  #lastHardState: HardState;
+
+  constructor(options: RaftOptions) {
+    if (!options.voters.includes(options.id)) throw new Error(`raft: ${options.id} is not among the voters`);
+    if (!(options.electionTicksMin > options.heartbeatTicks)) {
+      throw new Error('raft: the election timeout must be longer than the heartbeat interval (§5.6)');
+    }
+    if (!(options.electionTicksMax > options.electionTicksMin)) {
+      throw new Error('raft: electionTicksMax must be greater than electionTicksMin');
+    }
+    this.id = options.id;
+    this.#voters = [...options.voters];
+    this.#limits = { ...defaultLimits, ...options.limits };
+    this.#random = options.random;
+    this.#logLine = options.log ?? (() => {});
+    this.#electionTicksMin = options.electionTicksMin;
+    this.#electionTicksMax = options.electionTicksMax;
+    this.#heartbeatTicks = options.heartbeatTicks;
+    this.#term = options.hardState.term;
+    this.#vote = options.hardState.vote;
+    this.log = new RaftLog(options.entries, options.hardState.commit);
+    this.#lastHardState = options.hardState;
+    this.#resetElectionTimer();
+    this.#logLine(`${this.id} started as follower at term ${this.#term}, last index ${this.log.lastIndex()}`);
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Queries
+
+  get term(): number {
+    return this.#term;
+  }
+  get role(): Role {
+    return this.#role;
+  }
+  get leader(): NodeId | null {
+    return this.#leader;
+  }
+  get voters(): readonly NodeId[] {
+    return this.#voters;
+  }
+  hardState(): HardState {
+    return { term: this.#term, vote: this.#vote, commit: this.log.committed };
+  }
+  softState(): SoftState {
+    return { role: this.#role, leader: this.#leader };
+  }
+  /** Leader only: each follower's match index. */
+  matchIndexes(): ReadonlyMap<NodeId, number> {
+    const out = new Map<NodeId, number>();
+    for (const [id, pr] of this.#progress) out.set(id, pr.match);
+    return out;
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Inputs
+
+  /** One tick of the logical clock. */
+  tick(): void {
+    if (this.#role === 'leader') {
+      this.#heartbeatElapsed++;
+      if (this.#heartbeatElapsed >= this.#heartbeatTicks) {
+        this.#heartbeatElapsed = 0;
+        this.#broadcastAppend(true);
+      }
+      return;
+    }
+    this.#electionElapsed++;
+    // §5.2: a follower (or candidate) that hears nothing for an election timeout starts an election.
+    if (this.#electionElapsed >= this.#electionTimeout) this.#campaign();
+  }
+
+  /** A new command for the state machine. Only the leader accepts one (§5.1: clients talk to the leader). */
+  propose(data: Uint8Array): ProposeResult {
+    if (this.#role !== 'leader') return { ok: false, reason: 'not_leader', leader: this.#leader };
+    if (this.log.lastIndex() - this.log.committed >= this.#limits.maxUncommittedEntries) {
+      return { ok: false, reason: 'busy' };
+    }
+    const index = this.log.lastIndex() + 1;
+    this.log.append({ index, term: this.#term, type: EntryType.Normal, data });
+    this.#broadcastPending = true;
+    return { ok: true, index, term: this.#term };
+  }
+
+  /** One message from a peer. Unknown senders and messages for someone else are ignored. */
+  step(m: Message): void {
+    if (m.to !== this.id || m.from === this.id || !this.#voters.includes(m.from)) return;
+
+    // Figure 2, Rules for All Servers: "If RPC request or response contains term T > currentTerm: set
+    // currentTerm = T, convert to follower" (§5.1).
+    if (m.term > this.#term) {
+      this.#becomeFollower(m.term, m.type === 'AppendEntries' ? m.from : null);
+    } else if (m.term < this.#term) {
+      this.#stepStale(m);
+      return;
+    }
+
+    switch (m.type) {
+      case 'RequestVote':
+        return this.#handleRequestVote(m);
+      case 'RequestVoteResponse':
+        return this.#handleVoteResponse(m);
+      case 'AppendEntries':
+        return this.#handleAppendEntries(m);
+      case 'AppendEntriesResponse':
+        return this.#handleAppendResponse(m);
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Ready / advance
+
+  hasReady(): boolean {
+    return (
+      this.#broadcastPending ||
+      this.#messages.length > 0 ||
+      this.log.stable < this.log.lastIndex() ||
+      this.log.applied < this.log.committed ||
+      !sameHardState(this.hardState(), this.#lastHardState)
+    );
+  }
+
+  /** What must be done now. Call `advance` with it once done, before calling `ready` again. */
+  ready(): Ready {
+    if (this.#broadcastPending) this.#broadcastAppend(false);
+    const hardState = this.hardState();
+    const messages = this.#messages;
+    this.#messages = [];
+    return {
+      hardState: sameHardState(hardState, this.#lastHardState) ? undefined : hardState,
+      entries: this.log.unstableEntries(),
+      messages,
+      committedEntries: this.log.nextCommitted(this.#limits.maxApplyEntries),
+      softState: this.softState(),
+    };
+  }
+
+  /** The Ready was persisted, its messages sent and its committed entries applied. */
+  advance(rd: Ready): void {
+    if (rd.hardState !== undefined) this.#lastHardState = rd.hardState;
+    if (rd.entries.length > 0) {
+      this.log.stableTo(rd.entries);
+      // Thesis §10.2.1: the leader counts itself toward a majority only for entries in its own stable storage.
+      if (this.#role === 'leader') this.#maybeCommit();
+    }
+    const lastApplied = rd.committedEntries[rd.committedEntries.length - 1];
+    if (lastApplied !== undefined) this.log.appliedTo(lastApplied.index);
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Role transitions (STYLE.md 2: each logs one line)
+
+  #becomeFollower(term: number, leader: NodeId | null): void {
+    const wasLeader = this.#role === 'leader';
+    if (term > this.#term) {
+      this.#term = term;
+      this.#vote = ''; // One vote per term (§5.2): a new term starts with none cast.
+    }
+    this.#role = 'follower';
+    this.#leader = leader;
+    this.#progress.clear();
+    this.#votes.clear();
+    this.#broadcastPending = false;
+    this.#resetElectionTimer();
+    this.#logLine(
+      `${this.id} became follower at term ${term}${leader === null ? '' : `, leader ${leader}`}` +
+        (wasLeader ? ' (stepped down)' : ''),
+    );
+  }
+
+  /** §5.2: increment currentTerm, vote for self, reset the election timer, send RequestVote to all others. */
+  #campaign(): void {
+    this.#term++;
+    this.#vote = this.id;
+    this.#role = 'candidate';
+    this.#leader = null;
+    this.#votes.clear();
+    this.#votes.set(this.id, true);
+    this.#resetElectionTimer();
+    this.#logLine(`${this.id} became candidate at term ${this.#term}`);
+    if (tallyVotes(this.#voters, this.#votes) === 'won') {
+      this.#becomeLeader();
+      return;
+    }
+    for (const peer of this.#peers()) {
+      this.#send<RequestVote>({
+        type: 'RequestVote',
+        from: this.id,
+        to: peer,
+        term: this.#term,
+        lastLogIndex: this.log.lastIndex(),
+        lastLogTerm: this.log.lastTerm(),
+      });
+    }
+  }
+
+  #becomeLeader(): void {
+    this.#role = 'leader';
+    this.#leader = this.id;
+    this.#votes.clear();
+    this.#heartbeatElapsed = 0;
+    // Figure 2, Leaders: nextIndex starts just after the leader's last entry, matchIndex at 0.
+    this.#progress.clear();
+    for (const peer of this.#peers()) {
+      this.#progress.set(peer, new Progress(this.log.lastIndex() + 1, this.#limits.maxInflightMessages));
+    }
+    this.#logLine(`${this.id} became leader at term ${this.#term}`);
+    // §8 and §5.4.2: a leader commits entries of earlier terms only by committing one of its own term, so it
+    // appends a no-op at the start of its term.
+    this.log.append({ index: this.log.lastIndex() + 1, term: this.#term, type: EntryType.Noop, data: empty });
+    this.#broadcastPending = true;
+  }
+
+  #resetElectionTimer(): void {
+    this.#electionElapsed = 0;
+    this.#electionTimeout = this.#random.int(this.#electionTicksMin, this.#electionTicksMax);
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Elections (§5.2, §5.4.1)
+
+  #handleRequestVote(m: RequestVote): void {
+    // Figure 2, RequestVote receiver step 2: grant if votedFor is null or candidateId, and the candidate's log is
+    // at least as up-to-date as the receiver's (§5.4.1).
+    const canVote = this.#vote === '' || this.#vote === m.from;
+    const granted = canVote && this.log.isUpToDate(m.lastLogIndex, m.lastLogTerm);
+    if (granted) {
+      this.#vote = m.from;
+      // Figure 2, Followers: granting a vote resets the election timer.
+      this.#resetElectionTimer();
+    }
+    this.#send<RequestVoteResponse>({
+      type: 'RequestVoteResponse',
+      from: this.id,
+      to: m.from,
+      term: this.#term,
+      voteGranted: granted,
+    });
+  }
+
+  #handleVoteResponse(m: RequestVoteResponse): void {
+    if (this.#role !== 'candidate') return; // A late answer from an election already decided.
+    this.#votes.set(m.from, m.voteGranted);
+    const result = tallyVotes(this.#voters, this.#votes);
+    if (result === 'won') this.#becomeLeader();
+    // 'lost': stay candidate; the election timer will start a new election (§5.2, split votes).
+  }
+
+  /**
+   * A message from an older term. Figure 2 says to reply false to such requests; the reply carries our term so the
+   * sender learns it is stale and steps down (§5.1). Stale responses are dropped.
+   */
+  #stepStale(m: Message): void {
+    if (m.type === 'RequestVote') {
+      this.#send<RequestVoteResponse>({
+        type: 'RequestVoteResponse',
+        from: this.id,
+        to: m.from,
+        term: this.#term,
+        voteGranted: false,
+      });
+    } else if (m.type === 'AppendEntries') {
+      this.#send<AppendEntriesResponse>({
+        type: 'AppendEntriesResponse',
+        from: this.id,
+        to: m.from,
+        term: this.#term,
+        success: false,
+        matchIndex: 0,
+        rejectedIndex: m.prevLogIndex,
+        conflictTerm: 0,
+        conflictIndex: 0,
+      });
+    }
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Log replication, follower side (§5.3)
+
+  #handleAppendEntries(m: AppendEntries): void {
+    if (this.#role === 'leader') {
+      // Election Safety (§5.2): at most one leader per term. Two leaders in one term is a bug, not an input.
+      throw new Error(`raft: ${this.id} is leader of term ${m.term} and got AppendEntries from ${m.from}`);
+    }
+    if (this.#role === 'candidate' || this.#leader !== m.from) {
+      // §5.2: a candidate that hears from the leader of its term returns to follower state.
+      this.#becomeFollower(m.term, m.from);
+    }
+    this.#electionElapsed = 0;
+
+    const reply = {
+      type: 'AppendEntriesResponse',
+      from: this.id,
+      to: m.from,
+      term: this.#term,
+      rejectedIndex: m.prevLogIndex,
+    } as const;
+
+    if (m.prevLogIndex < this.log.committed) {
+      // An old or duplicated message: our committed prefix already matches every leader's log (Leader
+      // Completeness, §5.4), so answer with that instead of re-checking an older prefix (as etcd/raft does).
+      this.#send<AppendEntriesResponse>({
+        ...reply,
+        success: true,
+        matchIndex: this.log.committed,
+        conflictTerm: 0,
+        conflictIndex: 0,
+      });
+      return;
+    }
+
+    const lastNew = this.log.tryAppend(m.prevLogIndex, m.prevLogTerm, m.entries);
+    if (lastNew === null) {
+      const hint = this.log.conflictHint(m.prevLogIndex);
+      this.#send<AppendEntriesResponse>({ ...reply, success: false, matchIndex: 0, ...hint });
+      return;
+    }
+    // Figure 2, AppendEntries receiver step 5: commitIndex = min(leaderCommit, index of last new entry).
+    this.log.commitTo(Math.min(m.leaderCommit, lastNew));
+    this.#send<AppendEntriesResponse>({
+      ...reply,
+      success: true,
+      matchIndex: lastNew,
+      conflictTerm: 0,
+      conflictIndex: 0,
+    });
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+  // Log replication, leader side (§5.3, §5.4.2)
+
+  #handleAppendResponse(m: AppendEntriesResponse): void {
+    if (this.#role !== 'leader') return;
+    const pr = this.#progress.get(m.from);
+    if (pr === undefined) return;
+
+    if (m.success) {
+      if (!pr.maybeUpdate(m.matchIndex)) {
+        // A duplicate or stale acknowledgement. In probe state it still answers the outstanding probe.
+        if (pr.state === 'probe' && m.matchIndex === pr.match) pr.probeSent = false;
+        this.#sendAppend(m.from, pr, false);
+        return;
+      }
+      if (pr.state === 'probe') pr.becomeReplicate();
+      this.#maybeCommit();
+      this.#sendAppend(m.from, pr, false);
+      return;
+    }
+    this.#handleRejection(m, pr);
+  }
+
+  #handleRejection(m: AppendEntriesResponse, pr: Progress): void {
+    if (m.conflictTerm === 0 && m.conflictIndex <= pr.match && m.rejectedIndex >= pr.match) {
+      // The follower's log is shorter than what it acknowledged before: it lost its storage (possible only with
+      // volatile storage). Start over from what it has.
+      this.#logLine(
+        `${this.id}: ${m.from} reports last index ${m.conflictIndex - 1} below its match ${pr.match}`,
+      );
+      pr.match = m.conflictIndex - 1;
+      pr.becomeProbe(m.conflictIndex);
+      this.#sendAppend(m.from, pr, false);
+      return;
+    }
+    const stale = pr.state === 'replicate' ? m.rejectedIndex <= pr.match : m.rejectedIndex !== pr.next - 1;
+    if (stale) return;
+    // Fast backtracking (end of §5.3): if the leader has entries of the conflicting term, continue after its last
+    // one; otherwise skip the follower's whole conflicting term.
+    let next = m.conflictIndex;
+    if (m.conflictTerm > 0) {
+      const ours = this.log.lastIndexOfTerm(m.conflictTerm, m.rejectedIndex);
+      if (ours > 0) next = ours + 1;
+    }
+    pr.becomeProbe(Math.min(next, m.rejectedIndex));
+    this.#sendAppend(m.from, pr, false);
+  }
+
+  /** §5.3/§5.4.2: commit the highest index stored on a majority, but only if it is from the current term. */
+  #maybeCommit(): void {
+    const matches = this.#voters.map((id) =>
+      id === this.id ? this.log.stable : (this.#progress.get(id)?.match ?? 0),
+    );
+    const index = majorityMatchIndex(matches);
+    if (index > this.log.committed && this.log.term(index) === this.#term) {
+      this.log.commitTo(index);
+      // Followers learn the new commit index with the next AppendEntries or heartbeat.
+    }
+  }
+
+  #broadcastAppend(heartbeat: boolean): void {
+    this.#broadcastPending = false;
+    for (const [peer, pr] of this.#progress) this.#sendAppend(peer, pr, heartbeat);
+  }
+
+  /**
+   * Sends the follower what it is missing, one message carrying up to a batch of entries. With `heartbeat`, a
+   * message goes out even when there is nothing new or the follower is paused (an empty AppendEntries is the
+   * heartbeat of §5.2, and doubles as a probe that detects lost messages).
+   */
+  #sendAppend(to: NodeId, pr: Progress, heartbeat: boolean): void {
+    const lastIndex = this.log.lastIndex();
+    let entries: Entry[] = [];
+    if (!pr.paused()) {
+      entries = this.log.slice(
+        pr.next,
+        lastIndex + 1,
+        this.#limits.maxBatchEntries,
+        this.#limits.maxBatchBytes,
+      );
+    }
+    if (entries.length === 0 && !heartbeat) return;
+    const prevLogIndex = pr.next - 1;
+    const prevLogTerm = this.log.term(prevLogIndex);
+    if (prevLogTerm === undefined) throw new Error(`raft: nextIndex ${pr.next} of ${to} is beyond the log`);
+    this.#send<AppendEntries>({
+      type: 'AppendEntries',
+      from: this.id,
+      to,
+      term: this.#term,
+      prevLogIndex,
+      prevLogTerm,
+      entries,
+      leaderCommit: this.log.committed,
+    });
+    const last = entries[entries.length - 1];
+    if (last !== undefined) pr.sent(last.index);
+    else if (pr.state === 'probe') pr.probeSent = true;
+  }
+
+  // ---------------------------------------------------------------------------------------------------------
+
+  #peers(): NodeId[] {
+    return this.#voters.filter((id) => id !== this.id);
+  }
+
+  #send<M extends Message>(m: M): void {
+    this.#messages.push(m);
+  }
+}
+
+const empty = new Uint8Array(0);
+
+function sameHardState(a: HardState, b: HardState): boolean {
+  return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
+}

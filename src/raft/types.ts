@@ -1,0 +1,87 @@
+// The vocabulary of the core: log entries, persistent state and the messages peers exchange.
+// Everything here is plain data so that it can be stored, sent, compared and printed without ceremony.
+
+/** A node's name, as written in the cluster config (`node_id`). */
+export type NodeId = string;
+
+export const EntryType = {
+  /** A command for the replicated state machine. */
+  Normal: 0,
+  /** The entry a new leader appends at the start of its term so earlier entries can commit (§5.4.2, §8). */
+  Noop: 1,
+} as const;
+export type EntryType = (typeof EntryType)[keyof typeof EntryType];
+
+/** One slot of the replicated log (Figure 2: "each entry contains command for state machine, and term"). */
+export interface Entry {
+  readonly index: number;
+  readonly term: number;
+  readonly type: EntryType;
+  readonly data: Uint8Array;
+}
+
+/** Persistent state on all servers (Figure 2), plus the commit index (kept so that a restart re-applies less). */
+export interface HardState {
+  readonly term: number;
+  /** The candidate this node voted for in `term`, or '' for none. */
+  readonly vote: NodeId;
+  readonly commit: number;
+}
+
+export const emptyHardState: HardState = { term: 0, vote: '', commit: 0 };
+
+/** Fields every message carries. `term` is the sender's current term (Figure 2, "Rules for All Servers"). */
+interface MessageBase {
+  readonly from: NodeId;
+  readonly to: NodeId;
+  readonly term: number;
+}
+
+/** RequestVote RPC arguments (Figure 2, §5.2). */
+export interface RequestVote extends MessageBase {
+  readonly type: 'RequestVote';
+  readonly lastLogIndex: number;
+  readonly lastLogTerm: number;
+}
+
+/** RequestVote RPC results (Figure 2). */
+export interface RequestVoteResponse extends MessageBase {
+  readonly type: 'RequestVoteResponse';
+  readonly voteGranted: boolean;
+}
+
+/** AppendEntries RPC arguments (Figure 2, §5.3). Also the heartbeat when `entries` is empty. */
+export interface AppendEntries extends MessageBase {
+  readonly type: 'AppendEntries';
+  readonly prevLogIndex: number;
+  readonly prevLogTerm: number;
+  readonly entries: readonly Entry[];
+  readonly leaderCommit: number;
+}
+
+/**
+ * AppendEntries RPC results (Figure 2), with the hints for fast backtracking (end of §5.3; thesis §5.3).
+ * - success: `matchIndex` is the last index the follower now knows to match the leader's log.
+ * - rejection: `rejectedIndex` is the request's prevLogIndex; `conflictTerm` is the term the follower has at that
+ *   index (0 when its log is shorter) and `conflictIndex` the first index it holds of `conflictTerm` (or its
+ *   last index + 1 when its log is shorter). The leader then skips a whole term per round trip.
+ */
+export interface AppendEntriesResponse extends MessageBase {
+  readonly type: 'AppendEntriesResponse';
+  readonly success: boolean;
+  readonly matchIndex: number;
+  readonly rejectedIndex: number;
+  readonly conflictTerm: number;
+  readonly conflictIndex: number;
+}
+
+export type Message = RequestVote | RequestVoteResponse | AppendEntries | AppendEntriesResponse;
+export type MessageType = Message['type'];
+
+export type Role = 'follower' | 'candidate' | 'leader';
+
+/** Volatile facts about a node that the outside may show (status pages, logs); not persisted. */
+export interface SoftState {
+  readonly role: Role;
+  readonly leader: NodeId | null;
+}

@@ -1,0 +1,438 @@
+// A deterministic cluster simulator (STYLE.md 5, after etcd/raft's test network and TigerBeetle's VOPR).
+//
+// Several cores are wired by an in-memory network; one seeded PRNG decides every delay, loss, duplication,
+// partition, crash and client request, so a seed replays exactly. After every event the Raft safety properties
+// (Figure 3 of the paper) are checked:
+//   Election Safety, Log Matching, Leader Completeness, State Machine Safety.
+
+import { Raft, type Ready } from '../raft/raft.js';
+import { SeededRandom } from '../raft/random.js';
+import { EntryType, type Entry, type Message, type NodeId } from '../raft/types.js';
+import { MemoryStorage } from '../storage/memory.js';
+
+export interface SimOptions {
+  readonly seed: number;
+  readonly nodes: number;
+  /** Rounds with faults; every round each live node ticks once. */
+  readonly faultRounds: number;
+  /** Rounds allowed, after faults stop, for the cluster to settle (then liveness is checked). */
+  readonly calmRounds: number;
+  readonly faults: FaultRates;
+  /** Called with each trace line (for `npm run sim -- --verbose`). */
+  readonly trace?: (line: string) => void;
+}
+
+/** Probabilities per round (or per message for loss and duplication). */
+export interface FaultRates {
+  readonly loss: number;
+  readonly duplicate: number;
+  /** Messages take 1..maxDelay rounds; different delays reorder them. */
+  readonly maxDelay: number;
+  readonly crash: number;
+  readonly restart: number;
+  readonly partition: number;
+  readonly heal: number;
+  readonly propose: number;
+}
+
+export const defaultFaults: FaultRates = {
+  loss: 0.05,
+  duplicate: 0.02,
+  maxDelay: 4,
+  crash: 0.004,
+  restart: 0.05,
+  partition: 0.01,
+  heal: 0.02,
+  propose: 0.3,
+};
+
+export class SafetyViolation extends Error {}
+
+interface SimNode {
+  readonly id: NodeId;
+  readonly storage: MemoryStorage;
+  raft: Raft | null; // null while crashed
+  /** Chain hash of the stored log: chain[i] covers entries 1..i (Log Matching check). */
+  chain: number[];
+  appliedIndex: number;
+}
+
+interface InFlight {
+  readonly at: number;
+  readonly message: Message;
+}
+
+interface Proposal {
+  readonly index: number;
+  readonly term: number;
+  readonly data: string;
+}
+
+export interface SimResult {
+  readonly rounds: number;
+  readonly acknowledged: number;
+  readonly elections: number;
+  readonly maxTerm: number;
+  readonly committed: number;
+}
+
+const electionTicksMin = 10;
+const electionTicksMax = 20;
+const heartbeatTicks = 3;
+
+export class Simulator {
+  readonly #opts: SimOptions;
+  readonly #rng: SeededRandom;
+  readonly #nodes: SimNode[];
+  readonly #ids: NodeId[];
+  #now = 0;
+  #network: InFlight[] = [];
+  /** Directed links that drop everything: "from>to". */
+  #cut = new Set<string>();
+  #faulty = true;
+  #proposalSeq = 0;
+  readonly #recent: string[] = [];
+
+  // What the checks remember.
+  readonly #leaderOfTerm = new Map<number, NodeId>();
+  /** Committed entries as first observed anywhere: index -> "term:data". */
+  readonly #committed: string[] = [''];
+  /** (index, term) -> chain hash of the log prefix ending there. */
+  readonly #chainAt = new Map<string, number>();
+  readonly #pending = new Map<NodeId, Proposal[]>();
+  readonly #acknowledged: Proposal[] = [];
+  #elections = 0;
+
+  constructor(opts: SimOptions) {
+    this.#opts = opts;
+    this.#rng = new SeededRandom(opts.seed);
+    this.#ids = Array.from({ length: opts.nodes }, (_, i) => `n${i + 1}`);
+    this.#nodes = this.#ids.map((id) => ({
+      id,
+      storage: new MemoryStorage(),
+      raft: null,
+      chain: [0],
+      appliedIndex: 0,
+    }));
+    for (const node of this.#nodes) this.#boot(node);
+  }
+
+  run(): SimResult {
+    try {
+      for (let i = 0; i < this.#opts.faultRounds; i++) this.#round();
+      this.#calm();
+      for (let i = 0; i < this.#opts.calmRounds && !this.#settled(); i++) this.#round();
+      this.#checkLiveness();
+    } catch (e) {
+      if (e instanceof SafetyViolation || e instanceof Error) {
+        const tail = this.#recent.slice(-60).join('\n  ');
+        e.message = `seed ${this.#opts.seed} round ${this.#now}: ${e.message}\nlast events:\n  ${tail}`;
+      }
+      throw e;
+    }
+    return {
+      rounds: this.#now,
+      acknowledged: this.#acknowledged.length,
+      elections: this.#elections,
+      maxTerm: Math.max(...this.#nodes.map((n) => n.storage.snapshot().hardState.term)),
+      committed: this.#committed.length - 1,
+    };
+  }
+
+  // -----------------------------------------------------------------------------------------------------------
+  // One round: faults, ticks, deliveries, client requests.
+
+  #round(): void {
+    this.#now++;
+    if (this.#faulty) this.#injectFaults();
+    for (const node of this.#nodes) {
+      if (node.raft === null) continue;
+      node.raft.tick();
+      this.#process(node);
+    }
+    this.#deliver();
+    if (this.#rng.chance(this.#opts.faults.propose)) this.#propose();
+  }
+
+  #deliver(): void {
+    const due: InFlight[] = [];
+    const later: InFlight[] = [];
+    for (const f of this.#network) (f.at <= this.#now ? due : later).push(f);
+    this.#network = later;
+    for (const { message } of due) {
+      const node = this.#node(message.to);
+      if (node.raft === null) continue; // Delivered to a crashed node: lost.
+      node.raft.step(message);
+      this.#process(node);
+    }
+  }
+
+  #send(message: Message): void {
+    const f = this.#opts.faults;
+    if (this.#cut.has(`${message.from}>${message.to}`)) return;
+    if (this.#faulty && this.#rng.chance(f.loss)) return;
+    const copies = this.#faulty && this.#rng.chance(f.duplicate) ? 2 : 1;
+    for (let i = 0; i < copies; i++) {
+      const delay = this.#faulty ? this.#rng.int(1, f.maxDelay + 1) : 1;
+      this.#network.push({ at: this.#now + delay, message });
+    }
+  }
+
+  /** Runs the Ready loop of one node the way the runtime does: persist, send, apply, advance. */
+  #process(node: SimNode): void {
+    const raft = node.raft;
+    if (raft === null) return;
+    while (raft.hasReady()) {
+      const rd = raft.ready();
+      this.#observeRole(node, raft, rd);
+      node.storage.saveSync(rd.hardState, rd.entries);
+      this.#checkLogMatching(node, rd.entries);
+      for (const m of rd.messages) this.#send(m);
+      for (const entry of rd.committedEntries) this.#apply(node, raft, entry);
+      raft.advance(rd);
+    }
+  }
+
+  // -----------------------------------------------------------------------------------------------------------
+  // Faults
+
+  #injectFaults(): void {
+    const f = this.#opts.faults;
+    const live = this.#nodes.filter((n) => n.raft !== null);
+    const down = this.#nodes.filter((n) => n.raft === null);
+    if (live.length > 0 && this.#rng.chance(f.crash)) this.#crash(this.#rng.pick(live));
+    if (down.length > 0 && this.#rng.chance(f.restart)) this.#boot(this.#rng.pick(down));
+    if (this.#rng.chance(f.partition)) this.#partition();
+    if (this.#cut.size > 0 && this.#rng.chance(f.heal)) {
+      this.#cut.clear();
+      this.#event('network healed');
+    }
+  }
+
+  #partition(): void {
+    const ids = [...this.#ids];
+    const shape = this.#rng.int(0, 3);
+    if (shape === 0) {
+      // Isolate one node, both ways.
+      const lone = this.#rng.pick(ids);
+      for (const other of ids) if (other !== lone) this.#cutBoth(lone, other);
+      this.#event(`partition: ${lone} isolated`);
+    } else if (shape === 1) {
+      // Two halves.
+      const shuffled = ids.sort(() => this.#rng.float() - 0.5);
+      const k = this.#rng.int(1, ids.length);
+      const a = shuffled.slice(0, k);
+      const b = shuffled.slice(k);
+      for (const x of a) for (const y of b) this.#cutBoth(x, y);
+      this.#event(`partition: [${a.join(',')}] | [${b.join(',')}]`);
+    } else {
+      // One-way: a node can send but not receive (or the other way round).
+      const x = this.#rng.pick(ids);
+      const inbound = this.#rng.chance(0.5);
+      for (const y of ids) if (y !== x) this.#cut.add(inbound ? `${y}>${x}` : `${x}>${y}`);
+      this.#event(`partition: ${x} ${inbound ? 'cannot receive' : 'cannot send'}`);
+    }
+  }
+
+  #cutBoth(a: NodeId, b: NodeId): void {
+    this.#cut.add(`${a}>${b}`);
+    this.#cut.add(`${b}>${a}`);
+  }
+
+  #crash(node: SimNode): void {
+    node.raft = null;
+    this.#pending.delete(node.id); // A crashed leader acknowledges nothing more.
+    this.#event(`${node.id} crashed`);
+  }
+
+  /** Starts (or restarts) a node from what its storage holds; its state machine is rebuilt by re-applying. */
+  #boot(node: SimNode): void {
+    const stored = node.storage.snapshot();
+    node.appliedIndex = 0;
+    node.chain = [0];
+    for (const e of stored.entries) node.chain.push(chainHash(node.chain[node.chain.length - 1] ?? 0, e));
+    node.raft = new Raft({
+      id: node.id,
+      voters: this.#ids,
+      electionTicksMin,
+      electionTicksMax,
+      heartbeatTicks,
+      random: new SeededRandom(this.#rng.next()),
+      hardState: stored.hardState,
+      entries: stored.entries,
+      limits: { maxBatchEntries: 8, maxInflightMessages: 4 },
+      log: (line) => this.#event(line),
+    });
+    if (this.#now > 0) this.#event(`${node.id} restarted`);
+  }
+
+  /** Faults stop: the network heals, crashed nodes restart, messages are neither lost nor duplicated. */
+  #calm(): void {
+    this.#faulty = false;
+    this.#cut.clear();
+    for (const node of this.#nodes) if (node.raft === null) this.#boot(node);
+    this.#event('faults stopped');
+  }
+
+  // -----------------------------------------------------------------------------------------------------------
+  // Clients
+
+  #propose(): void {
+    const leaders = this.#nodes.filter((n) => n.raft?.role === 'leader');
+    if (leaders.length === 0) return;
+    const node = this.#rng.pick(leaders);
+    const data = `p${++this.#proposalSeq}`;
+    const result = node.raft?.propose(new TextEncoder().encode(data));
+    if (result === undefined || !result.ok) return;
+    const list = this.#pending.get(node.id) ?? [];
+    list.push({ index: result.index, term: result.term, data });
+    this.#pending.set(node.id, list);
+    this.#process(node);
+  }
+
+  // -----------------------------------------------------------------------------------------------------------
+  // Safety checks (Figure 3)
+
+  /** Election Safety: at most one leader can be elected in a given term (§5.2). */
+  #observeRole(node: SimNode, raft: Raft, rd: Ready): void {
+    if (rd.softState.role !== 'leader') return;
+    const known = this.#leaderOfTerm.get(raft.term);
+    if (known === undefined) {
+      this.#leaderOfTerm.set(raft.term, node.id);
+      this.#elections++;
+      this.#checkLeaderCompleteness(node, raft);
+    } else if (known !== node.id) {
+      throw new SafetyViolation(`Election Safety: ${known} and ${node.id} both lead term ${raft.term}`);
+    }
+  }
+
+  /** Leader Completeness: a leader's log holds every entry committed in earlier terms (§5.4). */
+  #checkLeaderCompleteness(node: SimNode, raft: Raft): void {
+    for (let i = 1; i < this.#committed.length; i++) {
+      const entry = raft.log.entry(i);
+      const have = entry === undefined ? 'nothing' : entryKey(entry);
+      if (have !== this.#committed[i]) {
+        throw new SafetyViolation(
+          `Leader Completeness: ${node.id} leads term ${raft.term} but has ${have} at committed index ${i} ` +
+            `(committed: ${this.#committed[i]})`,
+        );
+      }
+    }
+  }
+
+  /**
+   * Log Matching: if two logs have an entry with the same index and term, the logs are identical up to there
+   * (§5.3). Checked on stored logs with a hash chain: equal (index, term) must mean an equal prefix hash.
+   */
+  #checkLogMatching(node: SimNode, written: readonly Entry[]): void {
+    const first = written[0];
+    if (first === undefined) return;
+    node.chain.length = first.index;
+    for (const entry of written) {
+      const hash = chainHash(node.chain[entry.index - 1] ?? 0, entry);
+      node.chain.push(hash);
+      const key = `${entry.index}:${entry.term}`;
+      const seen = this.#chainAt.get(key);
+      if (seen === undefined) this.#chainAt.set(key, hash);
+      else if (seen !== hash) {
+        throw new SafetyViolation(
+          `Log Matching: ${node.id} differs from another log before index ${entry.index}`,
+        );
+      }
+    }
+  }
+
+  /** State Machine Safety: no two servers apply different entries at the same index (§5.4.3). */
+  #apply(node: SimNode, raft: Raft, entry: Entry): void {
+    if (entry.index !== node.appliedIndex + 1) {
+      throw new SafetyViolation(`${node.id} applied index ${entry.index} after ${node.appliedIndex}`);
+    }
+    node.appliedIndex = entry.index;
+    const key = entryKey(entry);
+    const known = this.#committed[entry.index];
+    if (known === undefined) this.#committed[entry.index] = key;
+    else if (known !== key) {
+      throw new SafetyViolation(
+        `State Machine Safety: ${node.id} applied ${key} at ${entry.index}, others ${known}`,
+      );
+    }
+    // The leader that proposed this entry now answers its client.
+    const pending = this.#pending.get(node.id);
+    if (raft.role === 'leader' && pending !== undefined) {
+      while (pending.length > 0 && (pending[0]?.index ?? Infinity) <= entry.index) {
+        const p = pending.shift();
+        if (p === undefined) break;
+        const applied = p.index === entry.index ? entry : null;
+        if (applied !== null && applied.term === p.term && decode(applied) === p.data)
+          this.#acknowledged.push(p);
+      }
+    }
+  }
+
+  // -----------------------------------------------------------------------------------------------------------
+  // Liveness, once faults stop
+
+  #settled(): boolean {
+    const leaders = this.#nodes.filter((n) => n.raft?.role === 'leader');
+    if (leaders.length !== 1) return false;
+    const leader = leaders[0]?.raft;
+    if (leader === undefined || leader === null || leader.log.committed < leader.log.lastIndex())
+      return false;
+    return this.#nodes.every((n) => n.appliedIndex === leader.log.lastIndex());
+  }
+
+  #checkLiveness(): void {
+    if (!this.#settled()) {
+      const states = this.#nodes.map(
+        (n) =>
+          `${n.id}:${n.raft?.role}@${n.raft?.term} last=${n.raft?.log.lastIndex()} applied=${n.appliedIndex}`,
+      );
+      throw new Error(`liveness: the cluster did not settle after faults stopped: ${states.join(' ')}`);
+    }
+    for (const p of this.#acknowledged) {
+      const key = this.#committed[p.index];
+      if (key !== `${p.term}:${p.data}`) {
+        throw new SafetyViolation(
+          `acknowledged proposal ${p.data} at ${p.index} is not in the committed log`,
+        );
+      }
+    }
+  }
+
+  // -----------------------------------------------------------------------------------------------------------
+
+  #node(id: NodeId): SimNode {
+    const node = this.#nodes.find((n) => n.id === id);
+    if (node === undefined) throw new Error(`sim: no node ${id}`);
+    return node;
+  }
+
+  #event(line: string): void {
+    const text = `[${this.#now}] ${line}`;
+    this.#recent.push(text);
+    if (this.#recent.length > 200) this.#recent.splice(0, 100);
+    this.#opts.trace?.(text);
+  }
+}
+
+const decoder = new TextDecoder();
+function decode(entry: Entry): string {
+  return entry.type === EntryType.Noop ? '(noop)' : decoder.decode(entry.data);
+}
+
+function entryKey(entry: Entry): string {
+  return `${entry.term}:${decode(entry)}`;
+}
+
+/** A 32-bit FNV-1a style hash of (previous hash, term, type, data). */
+function chainHash(prev: number, entry: Entry): number {
+  let h = (prev ^ 0x811c9dc5) >>> 0;
+  const mix = (byte: number): void => {
+    h = Math.imul(h ^ byte, 0x01000193) >>> 0;
+  };
+  for (let t = entry.term; t > 0; t = Math.floor(t / 256)) mix(t & 0xff);
+  mix(0xfe);
+  mix(entry.type);
+  for (const byte of entry.data) mix(byte);
+  return h;
+}
