@@ -1,0 +1,79 @@
+// Assembles one node: storage, gRPC transport, the runtime and the REST API.
+
+import type { Logger } from 'pino';
+import type { ClusterConfig } from '../config/types.js';
+import { buildHttpServer } from '../http/server.js';
+import type { NodeId } from '../raft/types.js';
+import { MemoryStorage } from '../storage/memory.js';
+import { GrpcTransport } from '../transport/grpc.js';
+import { RaftNode } from './node.js';
+
+export interface StartNodeOptions {
+  readonly config: ClusterConfig;
+  readonly nodeId: NodeId;
+  /** Reserved for durable storage; until it exists the node keeps its state in memory. */
+  readonly dataDir?: string;
+  readonly logger: Logger;
+}
+
+export interface RunningNode {
+  readonly node: RaftNode;
+  readonly webUrl: string;
+  close(): Promise<void>;
+}
+
+export async function startNode(options: StartNodeOptions): Promise<RunningNode> {
+  const { config, nodeId, logger } = options;
+  const self = config.nodes.find((n) => n.id === nodeId);
+  if (self === undefined) throw new Error(`unknown node id ${JSON.stringify(nodeId)}`);
+  if (options.dataDir !== undefined) {
+    logger.warn(
+      { dataDir: options.dataDir },
+      'durable storage is not implemented yet; keeping state in memory',
+    );
+  }
+  const transport = new GrpcTransport({
+    self: nodeId,
+    clusterId: config.clusterId,
+    listenAddress: self.grpcAddress,
+    peers: config.nodes.filter((n) => n.id !== nodeId).map((n) => ({ id: n.id, grpcAddress: n.grpcAddress })),
+    logger: logger.child({ component: 'transport' }),
+  });
+  const node = await RaftNode.create({ id: nodeId, config, storage: new MemoryStorage(), transport, logger });
+  await node.start();
+
+  const http = buildHttpServer({
+    service: node,
+    logger,
+    maxKeyBytes: config.maxKeyBytes,
+    maxValueBytes: config.maxValueBytes,
+    retryAfterSeconds: Math.max(1, Math.ceil(config.electionTimeoutMaxMs / 1000)),
+  });
+  const [host, port] = splitHostPort(self.webAddress);
+  try {
+    await http.listen({ host, port });
+  } catch (e) {
+    await node.close();
+    throw e;
+  }
+  const webUrl = `http://${self.webAddress}`;
+  logger.info({ web: webUrl, grpc: self.grpcAddress }, `${nodeId} serving clients on ${webUrl}`);
+
+  let closing: Promise<void> | undefined;
+  return {
+    node,
+    webUrl,
+    close: () => {
+      closing ??= (async () => {
+        await http.close();
+        await node.close();
+      })();
+      return closing;
+    },
+  };
+}
+
+function splitHostPort(address: string): [string, number] {
+  const colon = address.lastIndexOf(':');
+  return [address.slice(0, colon).replace(/^\[|\]$/g, ''), Number(address.slice(colon + 1))];
+}

@@ -1,0 +1,101 @@
+import { describe, expect, it } from 'vitest';
+import { RaftLog } from './log.js';
+import { EntryType, type Entry } from './types.js';
+
+/** Entries from a list of terms: terms[i] is the term of index i + 1. */
+function entries(terms: number[], from = 1): Entry[] {
+  return terms.map((term, i) => ({
+    index: from + i,
+    term,
+    type: EntryType.Normal,
+    data: new Uint8Array([i]),
+  }));
+}
+
+describe('RaftLog', () => {
+  it('§5.4.1: a log is more up-to-date by a later last term, or the same term and at least the length', () => {
+    const log = new RaftLog(entries([1, 1, 2]), 0);
+    expect(log.isUpToDate(3, 2)).toBe(true);
+    expect(log.isUpToDate(9, 2)).toBe(true);
+    expect(log.isUpToDate(1, 3)).toBe(true);
+    expect(log.isUpToDate(2, 2)).toBe(false);
+    expect(log.isUpToDate(9, 1)).toBe(false);
+  });
+
+  it('Figure 2 AppendEntries step 2: rejects when prevLogIndex/prevLogTerm do not match', () => {
+    const log = new RaftLog(entries([1, 1, 2]), 0);
+    expect(log.tryAppend(3, 1, [])).toBeNull();
+    expect(log.tryAppend(5, 2, [])).toBeNull();
+    expect(log.tryAppend(3, 2, [])).toBe(3);
+    expect(log.tryAppend(0, 0, [])).toBe(0);
+  });
+
+  it('Figure 2 AppendEntries step 3: deletes a conflicting entry and all that follow it', () => {
+    const log = new RaftLog(entries([1, 1, 2, 2, 2]), 0);
+    expect(log.tryAppend(2, 1, entries([3], 3))).toBe(3);
+    expect(log.lastIndex()).toBe(3);
+    expect(log.term(3)).toBe(3);
+    expect(log.stable).toBe(2); // the truncated suffix must be written again
+  });
+
+  it('Figure 2 AppendEntries step 4: keeps entries it already has, so a stale message cannot truncate', () => {
+    const log = new RaftLog(entries([1, 1, 2, 2]), 0);
+    expect(log.tryAppend(1, 1, entries([1, 2], 2))).toBe(3);
+    expect(log.lastIndex()).toBe(4);
+  });
+
+  it('refuses to overwrite a committed entry (Leader Completeness, §5.4)', () => {
+    const log = new RaftLog(entries([1, 1, 2]), 3);
+    expect(() => log.tryAppend(2, 1, entries([3], 3))).toThrow(/committed/);
+  });
+
+  it('fast backtracking hint (§5.3): the conflicting term and its first index, or the log length', () => {
+    const log = new RaftLog(entries([1, 1, 4, 4, 4]), 0);
+    expect(log.conflictHint(5)).toEqual({ conflictTerm: 4, conflictIndex: 3 });
+    expect(log.conflictHint(2)).toEqual({ conflictTerm: 1, conflictIndex: 1 });
+    expect(log.conflictHint(9)).toEqual({ conflictTerm: 0, conflictIndex: 6 });
+  });
+
+  it('finds the last index of a term at or below a bound', () => {
+    const log = new RaftLog(entries([1, 1, 4, 4, 5, 6]), 0);
+    expect(log.lastIndexOfTerm(4, 6)).toBe(4);
+    expect(log.lastIndexOfTerm(4, 3)).toBe(3);
+    expect(log.lastIndexOfTerm(2, 6)).toBe(0);
+    expect(log.lastIndexOfTerm(6, 5)).toBe(0);
+  });
+
+  it('slices batches bounded by count and bytes, but always at least one entry', () => {
+    const big = (index: number): Entry => ({
+      index,
+      term: 1,
+      type: EntryType.Normal,
+      data: new Uint8Array(100),
+    });
+    const log = new RaftLog([big(1), big(2), big(3)], 0);
+    expect(log.slice(1, 4, 2, 10_000).length).toBe(2);
+    expect(log.slice(1, 4, 10, 250).length).toBe(2);
+    expect(log.slice(1, 4, 10, 10).length).toBe(1);
+    expect(log.slice(4, 4, 10, 10).length).toBe(0);
+  });
+
+  it('counts as stable only the persisted prefix that is still in the log', () => {
+    const log = new RaftLog([], 0);
+    log.append(entries([1])[0]!);
+    log.append(entries([1], 2)[0]!);
+    const written = log.unstableEntries();
+    expect(written.map((e) => e.index)).toEqual([1, 2]);
+    log.tryAppend(1, 1, entries([2], 2)); // a new leader replaces index 2 while it was being written
+    log.stableTo(written);
+    expect(log.stable).toBe(1);
+    expect(log.unstableEntries().map((e) => [e.index, e.term])).toEqual([[2, 2]]);
+  });
+
+  it('hands out committed entries in order, bounded, and never beyond the commit index', () => {
+    const log = new RaftLog(entries([1, 1, 1, 1]), 0);
+    log.commitTo(3);
+    expect(log.nextCommitted(2).map((e) => e.index)).toEqual([1, 2]);
+    log.appliedTo(2);
+    expect(log.nextCommitted(10).map((e) => e.index)).toEqual([3]);
+    expect(() => log.appliedTo(4)).toThrow(/beyond committed/);
+  });
+});

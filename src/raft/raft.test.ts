@@ -1,0 +1,399 @@
+// Scenario tests of the core, each named after the rule it checks. A tiny synchronous network passes messages
+// between cores; nothing here sleeps or uses a clock.
+
+import { describe, expect, it } from 'vitest';
+import { Raft, type Ready } from './raft.js';
+import { SeededRandom } from './random.js';
+import { EntryType, type AppendEntries, type Entry, type HardState, type Message } from './types.js';
+
+const ids = ['n1', 'n2', 'n3'];
+const text = new TextEncoder();
+
+function entry(index: number, term: number): Entry {
+  return { index, term, type: EntryType.Normal, data: text.encode(`e${index}`) };
+}
+
+function core(
+  id: string,
+  opts: { entries?: Entry[]; hardState?: HardState; voters?: string[]; inflight?: number } = {},
+): Raft {
+  return new Raft({
+    id,
+    voters: opts.voters ?? ids,
+    electionTicksMin: 10,
+    electionTicksMax: 20,
+    heartbeatTicks: 2,
+    random: new SeededRandom(id.charCodeAt(1)),
+    hardState: opts.hardState ?? { term: 0, vote: '', commit: 0 },
+    entries: opts.entries ?? [],
+    limits: { maxInflightMessages: opts.inflight ?? 8 },
+  });
+}
+
+/** Handles one Ready as the runtime would (storage is implicit: cores keep their own log) and returns it. */
+function drain(r: Raft): Ready {
+  const rd = r.ready();
+  r.advance(rd);
+  return rd;
+}
+
+/** A synchronous network: `run` delivers messages until none are left. `drop` filters what gets lost. */
+class Net {
+  readonly nodes = new Map<string, Raft>();
+  drop: (m: Message) => boolean = () => false;
+  sent: Message[] = [];
+
+  constructor(cores: Raft[]) {
+    for (const c of cores) this.nodes.set(c.id, c);
+  }
+
+  get(id: string): Raft {
+    const r = this.nodes.get(id);
+    if (r === undefined) throw new Error(id);
+    return r;
+  }
+
+  run(maxSteps = 10_000): void {
+    const queue: Message[] = [];
+    const collect = () => {
+      for (const r of this.nodes.values()) {
+        while (r.hasReady()) queue.push(...drain(r).messages);
+      }
+    };
+    collect();
+    for (let i = 0; queue.length > 0; i++) {
+      if (i > maxSteps) throw new Error('network did not quiesce');
+      const m = queue.shift()!;
+      this.sent.push(m);
+      if (!this.drop(m)) this.nodes.get(m.to)?.step(m);
+      collect();
+    }
+  }
+
+  /** Ticks `id` until it starts an election, then delivers everything. */
+  elect(id: string): void {
+    const r = this.get(id);
+    for (let i = 0; i < 100 && r.role === 'follower'; i++) r.tick();
+    this.run();
+  }
+}
+
+function tickUntilCandidate(r: Raft): number {
+  let ticks = 0;
+  while (r.role === 'follower') {
+    r.tick();
+    ticks++;
+    if (ticks > 100) throw new Error('never campaigned');
+  }
+  return ticks;
+}
+
+describe('leader election (§5.2)', () => {
+  it('a follower that hears nothing for a randomized election timeout becomes candidate', () => {
+    const timeouts = new Set<number>();
+    for (let seed = 0; seed < 30; seed++) {
+      const r = new Raft({
+        id: 'n1',
+        voters: ids,
+        electionTicksMin: 10,
+        electionTicksMax: 20,
+        heartbeatTicks: 2,
+        random: new SeededRandom(seed),
+        hardState: { term: 0, vote: '', commit: 0 },
+        entries: [],
+      });
+      const ticks = tickUntilCandidate(r);
+      expect(ticks).toBeGreaterThanOrEqual(10);
+      expect(ticks).toBeLessThan(20);
+      timeouts.add(ticks);
+    }
+    expect(timeouts.size).toBeGreaterThan(3); // randomized, so split votes are rare
+  });
+
+  it('a candidate increments its term, votes for itself, and persists that before asking for votes', () => {
+    const r = core('n1');
+    tickUntilCandidate(r);
+    const rd = drain(r);
+    expect(rd.hardState).toEqual({ term: 1, vote: 'n1', commit: 0 });
+    expect(rd.messages.map((m) => [m.type, m.to])).toEqual([
+      ['RequestVote', 'n2'],
+      ['RequestVote', 'n3'],
+    ]);
+  });
+
+  it('a candidate with votes from a majority becomes leader and appends a no-op of its term (§8)', () => {
+    const net = new Net(ids.map((id) => core(id)));
+    net.elect('n1');
+    expect(net.get('n1').role).toBe('leader');
+    expect(net.get('n2').leader).toBe('n1');
+    const noop = net.get('n1').log.entry(1);
+    expect(noop).toMatchObject({ index: 1, term: 1, type: EntryType.Noop });
+    expect(net.get('n1').log.committed).toBe(1);
+  });
+
+  it('one vote per term: a follower that voted for one candidate rejects another in the same term', () => {
+    const r = core('n3');
+    r.step({ type: 'RequestVote', from: 'n1', to: 'n3', term: 5, lastLogIndex: 0, lastLogTerm: 0 });
+    r.step({ type: 'RequestVote', from: 'n2', to: 'n3', term: 5, lastLogIndex: 0, lastLogTerm: 0 });
+    r.step({ type: 'RequestVote', from: 'n1', to: 'n3', term: 5, lastLogIndex: 0, lastLogTerm: 0 });
+    const rd = drain(r);
+    expect(rd.hardState).toEqual({ term: 5, vote: 'n1', commit: 0 });
+    expect(rd.messages.map((m) => m.type === 'RequestVoteResponse' && [m.to, m.voteGranted])).toEqual([
+      ['n1', true],
+      ['n2', false],
+      ['n1', true], // a repeated request from the same candidate is granted again
+    ]);
+  });
+
+  it('§5.4.1: a voter denies its vote to a candidate whose log is less up-to-date', () => {
+    const r = core('n3', {
+      entries: [entry(1, 1), entry(2, 3)],
+      hardState: { term: 3, vote: '', commit: 0 },
+    });
+    r.step({ type: 'RequestVote', from: 'n1', to: 'n3', term: 4, lastLogIndex: 5, lastLogTerm: 2 });
+    r.step({ type: 'RequestVote', from: 'n2', to: 'n3', term: 4, lastLogIndex: 1, lastLogTerm: 3 });
+    const grants = drain(r).messages.map((m) => m.type === 'RequestVoteResponse' && m.voteGranted);
+    expect(grants).toEqual([false, false]);
+    r.step({ type: 'RequestVote', from: 'n2', to: 'n3', term: 4, lastLogIndex: 2, lastLogTerm: 3 });
+    expect(drain(r).messages[0]).toMatchObject({ voteGranted: true });
+  });
+
+  it('§5.1: any node that sees a higher term adopts it and becomes follower, a leader included', () => {
+    const net = new Net(ids.map((id) => core(id)));
+    net.elect('n1');
+    const leader = net.get('n1');
+    leader.step({
+      type: 'AppendEntriesResponse',
+      from: 'n2',
+      to: 'n1',
+      term: 7,
+      success: false,
+      matchIndex: 0,
+      rejectedIndex: 0,
+      conflictTerm: 0,
+      conflictIndex: 0,
+    });
+    expect(leader.role).toBe('follower');
+    expect(leader.term).toBe(7);
+    expect(drain(leader).hardState).toEqual({ term: 7, vote: '', commit: 1 });
+  });
+
+  it('Figure 2: requests from an older term are refused with the current term, so the sender steps down', () => {
+    const r = core('n2', { hardState: { term: 4, vote: '', commit: 0 } });
+    r.step({ type: 'RequestVote', from: 'n1', to: 'n2', term: 3, lastLogIndex: 9, lastLogTerm: 3 });
+    r.step({
+      type: 'AppendEntries',
+      from: 'n1',
+      to: 'n2',
+      term: 3,
+      prevLogIndex: 0,
+      prevLogTerm: 0,
+      entries: [entry(1, 3)],
+      leaderCommit: 1,
+    });
+    const replies = drain(r).messages;
+    expect(replies).toMatchObject([
+      { type: 'RequestVoteResponse', term: 4, voteGranted: false },
+      { type: 'AppendEntriesResponse', term: 4, success: false },
+    ]);
+    expect(r.log.lastIndex()).toBe(0);
+  });
+
+  it('a candidate that hears from the leader of its own term becomes follower (§5.2)', () => {
+    const r = core('n2');
+    tickUntilCandidate(r);
+    drain(r);
+    r.step({
+      type: 'AppendEntries',
+      from: 'n3',
+      to: 'n2',
+      term: 1,
+      prevLogIndex: 0,
+      prevLogTerm: 0,
+      entries: [],
+      leaderCommit: 0,
+    });
+    expect(r.role).toBe('follower');
+    expect(r.leader).toBe('n3');
+  });
+
+  it('messages from unknown nodes or for another node are ignored', () => {
+    const r = core('n1');
+    r.step({ type: 'RequestVote', from: 'n9', to: 'n1', term: 9, lastLogIndex: 0, lastLogTerm: 0 });
+    r.step({ type: 'RequestVote', from: 'n2', to: 'n3', term: 9, lastLogIndex: 0, lastLogTerm: 0 });
+    expect(r.term).toBe(0);
+    expect(r.hasReady()).toBe(false);
+  });
+});
+
+describe('log replication (§5.3)', () => {
+  it('the leader replicates proposals; they commit on a majority and are applied everywhere', () => {
+    const net = new Net(ids.map((id) => core(id)));
+    net.elect('n1');
+    const leader = net.get('n1');
+    const result = leader.propose(text.encode('x'));
+    expect(result).toEqual({ ok: true, index: 2, term: 1 });
+    net.run();
+    net.get('n1').tick();
+    net.get('n1').tick(); // a heartbeat carries the new commit index to the followers
+    net.run();
+    for (const r of net.nodes.values()) {
+      expect(r.log.committed).toBe(2);
+      expect(r.log.applied).toBe(2);
+    }
+  });
+
+  it('a follower refuses proposals and names the leader (§5.1: clients talk to the leader)', () => {
+    const net = new Net(ids.map((id) => core(id)));
+    net.elect('n1');
+    expect(net.get('n2').propose(text.encode('x'))).toEqual({
+      ok: false,
+      reason: 'not_leader',
+      leader: 'n1',
+    });
+  });
+
+  it('batching: many proposals between two Readies go out as one AppendEntries per follower', () => {
+    const net = new Net(ids.map((id) => core(id)));
+    net.elect('n1');
+    const leader = net.get('n1');
+    for (let i = 0; i < 100; i++) leader.propose(text.encode(`v${i}`));
+    const rd = drain(leader);
+    expect(rd.entries.length).toBe(100);
+    const appends = rd.messages.filter((m): m is AppendEntries => m.type === 'AppendEntries');
+    expect(appends.map((m) => [m.to, m.entries.length])).toEqual([
+      ['n2', 100],
+      ['n3', 100],
+    ]);
+  });
+
+  it('pipelining: the leader keeps up to maxInflightMessages AppendEntries in flight, then waits', () => {
+    const rs = ids.map((id) => core(id, { inflight: 3 }));
+    const net = new Net(rs);
+    net.elect('n1');
+    const leader = net.get('n1');
+    const appendsTo = (m: Message[], to: string) =>
+      m.filter((x) => x.type === 'AppendEntries' && x.to === to);
+    let sent = 0;
+    for (let i = 0; i < 5; i++) {
+      leader.propose(text.encode(`v${i}`));
+      sent += appendsTo([...drain(leader).messages], 'n2').length; // nothing acknowledged meanwhile
+    }
+    expect(sent).toBe(3);
+  });
+
+  it('§5.4.2 (Figure 8): a leader never commits an entry of an earlier term by counting replicas', () => {
+    // n1 holds an entry of term 2 that it did not manage to commit; it is elected leader at term 3.
+    const old = [entry(1, 1), entry(2, 2)];
+    const n1 = core('n1', { entries: old, hardState: { term: 2, vote: 'n1', commit: 1 } });
+    const n2 = core('n2', { entries: old.slice(0, 1), hardState: { term: 2, vote: '', commit: 1 } });
+    const n3 = core('n3', { entries: old.slice(0, 1), hardState: { term: 2, vote: '', commit: 1 } });
+    const net = new Net([n1, n2, n3]);
+    // The followers receive the old entry (index 2) but never the leader's no-op (index 3).
+    net.drop = (m) => {
+      if (m.type !== 'AppendEntries' || !m.entries.some((e) => e.index === 3)) return false;
+      net.get(m.to).step({ ...m, entries: m.entries.filter((e) => e.index < 3) });
+      return true;
+    };
+    net.elect('n1');
+    expect(n1.role).toBe('leader');
+    expect(n1.matchIndexes().get('n2')).toBe(2); // index 2 is on a majority...
+    expect(n1.log.committed).toBe(1); // ...but is from term 2, so it is not committed by counting.
+    // Once the leader's own no-op (term 3) reaches a majority, both commit (§5.4.2).
+    net.drop = () => false;
+    n1.tick();
+    n1.tick();
+    net.run();
+    expect(n1.log.committed).toBe(3);
+  });
+
+  it('thesis §10.2.1: the leader counts itself toward a majority only once its own entries are stable', () => {
+    const n1 = core('n1', { voters: ['n1', 'n2'] });
+    const n2 = core('n2', { voters: ['n1', 'n2'] });
+    const net = new Net([n1, n2]);
+    net.elect('n1');
+    n1.propose(text.encode('x'));
+    const rd = n1.ready(); // handed to storage, not yet durable
+    for (const m of rd.messages) n2.step(m);
+    for (const m of drain(n2).messages) n1.step(m); // the follower acknowledges index 2
+    expect(n1.log.committed).toBe(1);
+    n1.advance(rd); // now the leader's own write is durable
+    expect(n1.log.committed).toBe(2);
+  });
+
+  it('fast backtracking: the leader skips a whole conflicting term per round trip', () => {
+    // n2 was leader of term 2 and appended 50 entries that never replicated; n1 leads term 3 with other ones.
+    const common = [entry(1, 1)];
+    const theirs = [...common, ...Array.from({ length: 50 }, (_, i) => entry(i + 2, 2))];
+    const ours = [...common, ...Array.from({ length: 30 }, (_, i) => entry(i + 2, 3))];
+    const n1 = core('n1', { entries: ours, hardState: { term: 3, vote: 'n1', commit: 1 } });
+    const n2 = core('n2', { entries: theirs, hardState: { term: 3, vote: '', commit: 1 } });
+    const n3 = core('n3', { entries: ours, hardState: { term: 3, vote: 'n1', commit: 1 } });
+    const net = new Net([n1, n2, n3]);
+    net.elect('n1');
+    expect(n1.role).toBe('leader');
+    const rejections = net.sent.filter(
+      (m) => m.type === 'AppendEntriesResponse' && m.from === 'n2' && !m.success,
+    );
+    expect(rejections.length).toBeLessThanOrEqual(2);
+    n1.tick();
+    n1.tick();
+    net.run();
+    expect(n2.log.lastIndex()).toBe(n1.log.lastIndex());
+    expect(n2.log.term(20)).toBe(3);
+    expect(n2.log.committed).toBe(n1.log.committed);
+  });
+
+  it('heartbeats: an idle leader sends an empty AppendEntries to every follower each heartbeat interval', () => {
+    const net = new Net(ids.map((id) => core(id)));
+    net.elect('n1');
+    const leader = net.get('n1');
+    leader.tick();
+    expect(drain(leader).messages).toEqual([]);
+    leader.tick();
+    const beats = drain(leader).messages;
+    expect(beats.map((m) => m.type === 'AppendEntries' && [m.to, m.entries.length])).toEqual([
+      ['n2', 0],
+      ['n3', 0],
+    ]);
+  });
+
+  it('lost AppendEntries are detected by the next heartbeat and sent again', () => {
+    const net = new Net(ids.map((id) => core(id)));
+    net.elect('n1');
+    const leader = net.get('n1');
+    net.drop = (m) => m.type === 'AppendEntries' && m.to === 'n3' && m.entries.length > 0;
+    for (let i = 0; i < 3; i++) {
+      leader.propose(text.encode(`v${i}`));
+      net.run();
+    }
+    expect(net.get('n3').log.lastIndex()).toBe(1);
+    net.drop = () => false;
+    for (let i = 0; i < 4; i++) {
+      leader.tick();
+      net.run();
+    }
+    expect(net.get('n3').log.lastIndex()).toBe(4);
+    expect(net.get('n3').log.committed).toBe(4);
+  });
+
+  it('the leader refuses proposals beyond maxUncommittedEntries (back-pressure)', () => {
+    const r = new Raft({
+      id: 'n1',
+      voters: ['n1', 'n2'],
+      electionTicksMin: 10,
+      electionTicksMax: 20,
+      heartbeatTicks: 2,
+      random: new SeededRandom(1),
+      hardState: { term: 1, vote: 'n1', commit: 0 },
+      entries: [],
+      limits: { maxUncommittedEntries: 3 },
+    });
+    tickUntilCandidate(r);
+    r.step({ type: 'RequestVoteResponse', from: 'n2', to: 'n1', term: 2, voteGranted: true });
+    expect(r.role).toBe('leader');
+    expect(r.propose(text.encode('a')).ok).toBe(true);
+    expect(r.propose(text.encode('b')).ok).toBe(true);
+    expect(r.propose(text.encode('c'))).toEqual({ ok: false, reason: 'busy' });
+  });
+});
