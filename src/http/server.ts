@@ -1,6 +1,6 @@
 // The REST API every node serves on its web_address. The routes, statuses and bodies are listed in the README.
 
-import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Consistency, KvService } from '../node/api.js';
 import { errorBody, HttpError, toHttpError } from './errors.js';
@@ -20,15 +20,16 @@ export function buildHttpServer(options: HttpOptions) {
   const { service, maxKeyBytes, maxValueBytes } = options;
   const app = Fastify({
     loggerInstance: options.logger.child({ component: 'http' }),
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     // A JSON body holds the value (escaped, so up to 6 bytes per byte in the worst case) and the key.
     bodyLimit: maxValueBytes * 6 + maxKeyBytes * 6 + 1024,
     // Keys arrive percent-encoded in the path: up to 3 characters per byte.
-    maxParamLength: maxKeyBytes * 3 + 16,
+    routerOptions: { maxParamLength: maxKeyBytes * 3 + 16 },
     return503OnClosing: true,
   });
 
   // `curl -d '{"value":"1"}'` sends no JSON content type; bodies are JSON whatever the header says.
+  app.removeContentTypeParser(['text/plain']);
   app.addContentTypeParser('*', { parseAs: 'string' }, (_request, body, done) => {
     try {
       done(null, body === '' ? undefined : JSON.parse(body as string));

@@ -71,7 +71,7 @@ export class RaftNode implements KvService {
       electionTicksMin: Math.ceil(config.electionTimeoutMinMs / tick),
       electionTicksMax: Math.ceil(config.electionTimeoutMaxMs / tick) + 1,
       heartbeatTicks: Math.max(1, Math.round(config.heartbeatIntervalMs / tick)),
-      random: new SeededRandom(randomInt(2 ** 48)),
+      random: new SeededRandom(randomInt(2 ** 32)),
       hardState: stored.hardState,
       entries: stored.entries,
       ...(options.raftLimits === undefined ? {} : { limits: options.raftLimits }),

@@ -1,0 +1,105 @@
+// Real nodes as child processes, started with bin/rafting exactly as a user would.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { writeTestConfig, type TestClusterFiles } from './config.js';
+import { request } from './http.js';
+import { waitFor } from './wait.js';
+
+const bin = fileURLToPath(new URL('../../bin/rafting', import.meta.url));
+
+export interface Status {
+  id: string;
+  role: string;
+  term: number;
+  leader: string | null;
+  commitIndex: number;
+  lastApplied: number;
+  lastLogIndex: number;
+}
+
+export class ProcessCluster {
+  readonly #procs = new Map<string, ChildProcess>();
+  /** Everything each node printed, for the failure message of a test. */
+  readonly logs = new Map<string, string[]>();
+
+  private constructor(readonly files: TestClusterFiles) {}
+
+  static async start(size: number, extra: Record<string, number | string> = {}): Promise<ProcessCluster> {
+    const cluster = new ProcessCluster(await writeTestConfig(size, extra));
+    for (const id of cluster.files.ids) cluster.startNode(id);
+    return cluster;
+  }
+
+  get ids(): string[] {
+    return this.files.ids;
+  }
+
+  url(id: string): string {
+    return `http://${this.files.web[id]}`;
+  }
+
+  startNode(id: string): void {
+    if (this.#procs.has(id)) throw new Error(`${id} is already running`);
+    const child = spawn(process.execPath, [bin, '-n', id, '-c', this.files.configPath], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const log = this.logs.get(id) ?? [];
+    this.logs.set(id, log);
+    const keep = (chunk: Buffer) => {
+      log.push(chunk.toString());
+      if (log.length > 2000) log.splice(0, 1000);
+    };
+    child.stdout?.on('data', keep);
+    child.stderr?.on('data', keep);
+    child.on('exit', () => {
+      if (this.#procs.get(id) === child) this.#procs.delete(id);
+    });
+    this.#procs.set(id, child);
+  }
+
+  running(): string[] {
+    return [...this.#procs.keys()];
+  }
+
+  /** Sends `signal` and waits for the process to exit. */
+  async kill(id: string, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const child = this.#procs.get(id);
+    if (child === undefined) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill(signal);
+    await exited;
+    this.#procs.delete(id);
+  }
+
+  async status(id: string): Promise<Status> {
+    const res = await request('GET', `${this.url(id)}/status`, undefined, 1000);
+    return res.body as Status;
+  }
+
+  /** Waits until every running node agrees on one leader, and returns it. */
+  async waitForLeader(timeoutMs = 10_000, among = this.running()): Promise<string> {
+    return waitFor(
+      `one leader agreed by ${among.join(', ')}`,
+      async () => {
+        const all = await Promise.all(among.map((id) => this.status(id)));
+        const leaders = all.filter((s) => s.role === 'leader');
+        const leader = leaders[0];
+        if (leaders.length !== 1 || leader === undefined) return undefined;
+        return all.every((s) => s.leader === leader.id && s.term === leader.term) ? leader.id : undefined;
+      },
+      timeoutMs,
+    );
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.running().map((id) => this.kill(id, 'SIGKILL')));
+  }
+
+  /** The tail of every node's output, for diagnosing a failed test. */
+  dump(): string {
+    return [...this.logs]
+      .map(([id, lines]) => `--- ${id}\n${lines.join('').split('\n').slice(-40).join('\n')}`)
+      .join('\n');
+  }
+}
