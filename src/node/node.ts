@@ -3,6 +3,7 @@
 
 import { randomInt } from 'node:crypto';
 import type { Logger } from 'pino';
+import { electionTicks, heartbeatTicks } from '../config/load.js';
 import type { ClusterConfig } from '../config/types.js';
 import { encodeCommand, type Command } from '../kv/command.js';
 import { KvStore, type ApplyResult } from '../kv/store.js';
@@ -64,13 +65,14 @@ export class RaftNode implements KvService {
   static async create(options: RaftNodeOptions): Promise<RaftNode> {
     const { config, logger } = options;
     const stored = await options.storage.load();
-    const tick = config.tickIntervalMs;
+    const election = electionTicks(config);
     const raft = new Raft({
       id: options.id,
       voters: config.nodes.map((n) => n.id),
-      electionTicksMin: Math.ceil(config.electionTimeoutMinMs / tick),
-      electionTicksMax: Math.ceil(config.electionTimeoutMaxMs / tick) + 1,
-      heartbeatTicks: Math.max(1, Math.round(config.heartbeatIntervalMs / tick)),
+      // The config's range [min, max] is inclusive; the core draws from [min, max).
+      electionTicksMin: election.min,
+      electionTicksMax: election.max + 1,
+      heartbeatTicks: heartbeatTicks(config),
       random: new SeededRandom(randomInt(2 ** 32)),
       hardState: stored.hardState,
       entries: stored.entries,
