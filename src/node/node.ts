@@ -9,7 +9,7 @@ import { encodeCommand, type Command } from '../kv/command.js';
 import { KvStore, type ApplyResult } from '../kv/store.js';
 import { Raft, type RaftLimits, type Ready } from '../raft/raft.js';
 import { SeededRandom } from '../raft/random.js';
-import { EntryType, type Entry, type Message, type NodeId, type Role } from '../raft/types.js';
+import { EntryType, type Entry, type Message, type NodeId } from '../raft/types.js';
 import type { Storage } from '../storage/storage.js';
 import type { Transport } from '../transport/transport.js';
 import type { Consistency, DeleteResult, KvService, KvValue, NodeStatus } from './api.js';
@@ -48,7 +48,6 @@ export class RaftNode implements KvService {
   #busy = false;
   #scheduled = false;
   #closed = false;
-  #role: Role = 'follower';
   #fatal: Error | undefined;
 
   private constructor(options: RaftNodeOptions, raft: Raft) {
@@ -173,16 +172,24 @@ export class RaftNode implements KvService {
       return Promise.reject(new NotLeaderError(proposed.leader));
     }
     this.#schedule();
+    // A request still waiting at this index was proposed in an earlier term of ours and lost its slot to another
+    // leader's entry, which this node's log now holds in its place: it can never commit.
+    this.#settleSuperseded(proposed.index);
     return new Promise<ApplyResult>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.#waiters.delete(proposed.index);
-        reject(
-          new TimeoutError(
-            `not applied within ${this.#config.requestTimeoutMs} ms; the request may or may not take effect`,
-          ),
-        );
-      }, this.#config.requestTimeoutMs);
-      this.#waiters.set(proposed.index, { term: proposed.term, resolve, reject, timer });
+      const waiter: Waiter = {
+        term: proposed.term,
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          if (this.#waiters.get(proposed.index) === waiter) this.#waiters.delete(proposed.index);
+          reject(
+            new TimeoutError(
+              `not applied within ${this.#config.requestTimeoutMs} ms; the request may or may not take effect`,
+            ),
+          );
+        }, this.#config.requestTimeoutMs),
+      };
+      this.#waiters.set(proposed.index, waiter);
     });
   }
 
@@ -232,10 +239,6 @@ export class RaftNode implements KvService {
     if (rd.messages.length > 0) this.#transport.send(rd.messages);
     for (const entry of rd.committedEntries) this.#apply(entry);
     this.#raft.advance(rd);
-    if (rd.softState.role !== this.#role) {
-      this.#role = rd.softState.role;
-      this.#logger.info({ role: this.#role, term: this.#raft.term }, `${this.id} is now ${this.#role}`);
-    }
   }
 
   #apply(entry: Entry): void {
@@ -245,6 +248,14 @@ export class RaftNode implements KvService {
       return;
     }
     this.#settle(entry, this.#kv.apply(entry.index, entry.data));
+  }
+
+  #settleSuperseded(index: number): void {
+    const waiter = this.#waiters.get(index);
+    if (waiter === undefined) return;
+    this.#waiters.delete(index);
+    clearTimeout(waiter.timer);
+    waiter.reject(new ProposalDroppedError('leadership changed before the request committed; it did not apply'));
   }
 
   /** Answers the client waiting for this index, if any (on the leader that accepted its proposal). */
