@@ -255,7 +255,9 @@ export class RaftNode implements KvService {
     if (waiter === undefined) return;
     this.#waiters.delete(index);
     clearTimeout(waiter.timer);
-    waiter.reject(new ProposalDroppedError('leadership changed before the request committed; it did not apply'));
+    waiter.reject(
+      new ProposalDroppedError('leadership changed before the request committed; it did not apply'),
+    );
   }
 
   /** Answers the client waiting for this index, if any (on the leader that accepted its proposal). */
