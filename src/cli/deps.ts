@@ -1,25 +1,17 @@
 // What the commands need from the outside world, injectable so that tests run main() in-process.
 
 import { fileURLToPath } from 'node:url';
-import type { DestinationStream, Logger } from 'pino';
-import type { ClusterConfig } from '../config/types.js';
+import type { DestinationStream } from 'pino';
+import type { RunningNode, StartNodeOptions } from '../node/start.js';
 import type { NodeId } from '../raft/types.js';
 
-/** The options of `startNode` in src/node/start.ts. */
-export interface StartNodeOptions {
-  readonly config: ClusterConfig;
-  readonly nodeId: NodeId;
-  readonly dataDir?: string;
-  readonly logger: Logger;
-}
+// Types only: the runtime itself is loaded on demand (below), so client commands stay light.
+export type { StartNodeOptions } from '../node/start.js';
 
-/** A node started by `startNode`. */
-export interface RunningNode {
-  close(): Promise<void>;
-  readonly webUrl: string;
-}
+/** What the CLI needs of a started node. */
+export type NodeHandle = Pick<RunningNode, 'close' | 'webUrl'>;
 
-export type StartNode = (options: StartNodeOptions) => Promise<RunningNode>;
+export type StartNode = (options: StartNodeOptions) => Promise<NodeHandle>;
 
 /** How `cluster` starts the process of one node. */
 export interface NodeProcessCommand {

@@ -2,7 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { CliDeps, RunningNode, StartNodeOptions } from './deps.js';
+import type { CliDeps, NodeHandle, StartNodeOptions } from './deps.js';
 import { main } from './main.js';
 import { usage } from './usage.js';
 
@@ -91,7 +91,7 @@ async function run(argv: string[], overrides: Partial<CliDeps> = {}) {
 function fakeNode(close: () => Promise<void> = () => Promise.resolve()) {
   const started: StartNodeOptions[] = [];
   let closed = 0;
-  const startNode = (options: StartNodeOptions): Promise<RunningNode> => {
+  const startNode = (options: StartNodeOptions): Promise<NodeHandle> => {
     started.push(options);
     options.logger.info('fake node started');
     return Promise.resolve({

@@ -9,7 +9,7 @@ import { runDelete, runGet, runPut, runStatus } from './requests.js';
 import { runNode } from './run.js';
 import { commandNames, isCommandName, usage, type CommandName } from './usage.js';
 
-export type { CliDeps, RunningNode, StartNode, StartNodeOptions } from './deps.js';
+export type { CliDeps, NodeHandle, StartNode, StartNodeOptions } from './deps.js';
 
 /**
  * Runs the command line `argv` (without the node and script paths) and resolves with the exit status:

@@ -3,7 +3,7 @@
 import pino from 'pino';
 import { ConfigError, loadClusterConfig, nodeConfig } from '../config/load.js';
 import { DEFAULT_CONFIG_PATH, expectPositionals, parseCommandLine, UsageError } from './args.js';
-import type { CliDeps, RunningNode } from './deps.js';
+import type { CliDeps, NodeHandle } from './deps.js';
 import { usage } from './usage.js';
 
 export const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -50,7 +50,7 @@ export async function runNode(args: readonly string[], io: CliDeps): Promise<num
     signal ??= received;
     wake();
   });
-  let node: RunningNode;
+  let node: NodeHandle;
   try {
     node = await io.startNode({
       config,
@@ -72,7 +72,7 @@ export async function runNode(args: readonly string[], io: CliDeps): Promise<num
 }
 
 /** Closes the node within closeTimeoutMs; 0 when it closed cleanly, else 1. */
-async function closeNode(node: RunningNode, logger: pino.Logger): Promise<number> {
+async function closeNode(node: NodeHandle, logger: pino.Logger): Promise<number> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<'timeout'>((resolve) => {
     timer = setTimeout(() => resolve('timeout'), closeTimeoutMs);
