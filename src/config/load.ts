@@ -31,6 +31,8 @@ export const configDefaults = {
   maxKeyBytes: 1024,
   maxValueBytes: 1024 * 1024,
   requestTimeoutMs: 5000,
+  snapshotThresholdEntries: 10_000,
+  snapshotRetainEntries: 1_000,
 } as const;
 
 /** Durations end up in setTimeout, which fires at once for anything above 2^31 - 1 ms. */
@@ -53,6 +55,8 @@ const topLevelKeys = [
   'max_key_bytes',
   'max_value_bytes',
   'request_timeout_ms',
+  'snapshot_threshold_entries',
+  'snapshot_retain_entries',
   'cluster',
 ] as const;
 
@@ -165,6 +169,18 @@ class Checker {
         ['max_value_bytes'],
         top,
         configDefaults.maxValueBytes,
+        Number.MAX_SAFE_INTEGER,
+      ),
+      snapshotThresholdEntries: this.positiveInteger(
+        ['snapshot_threshold_entries'],
+        top,
+        configDefaults.snapshotThresholdEntries,
+        Number.MAX_SAFE_INTEGER,
+      ),
+      snapshotRetainEntries: this.positiveInteger(
+        ['snapshot_retain_entries'],
+        top,
+        configDefaults.snapshotRetainEntries,
         Number.MAX_SAFE_INTEGER,
       ),
       nodes,

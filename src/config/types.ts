@@ -22,5 +22,9 @@ export interface ClusterConfig {
   readonly maxValueBytes: number;
   /** How long a write or linearizable read waits to be committed and applied before answering 504. */
   readonly requestTimeoutMs: number;
+  /** A node snapshots its state machine after this many entries applied since its last snapshot (§7). */
+  readonly snapshotThresholdEntries: number;
+  /** Entries kept in the log behind a snapshot, so slightly lagging followers need no snapshot. */
+  readonly snapshotRetainEntries: number;
   readonly nodes: readonly NodeConfig[];
 }

@@ -3,6 +3,7 @@
 // applies the same log holds the same map (State Machine Safety, §5.4.3).
 
 import { decodeCommand } from './command.js';
+import { decodeSnapshot, encodeSnapshot } from './snapshot.js';
 
 export interface StoredValue {
   readonly value: string;
@@ -57,6 +58,23 @@ export class KvStore {
       case 'get':
         return { op: 'get', key: command.key, found: this.get(command.key) };
     }
+  }
+
+  /**
+   * A point-in-time snapshot of the state (§7), in chunks. The chunks are produced lazily, so the caller must consume
+   * them before applying anything else; `snapshotChunks` copies nothing up front but holds the live map.
+   */
+  snapshotChunks(chunkBytes?: number): Iterable<Uint8Array> {
+    return encodeSnapshot(this.#lastApplied, this.#data.entries(), chunkBytes);
+  }
+
+  /** Replaces the whole state with a snapshot's (streamed). */
+  async restore(chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<void> {
+    const data = new Map<string, StoredValue>();
+    const lastApplied = await decodeSnapshot(chunks, (key, value) => data.set(key, value));
+    this.#data.clear();
+    for (const [key, value] of data) this.#data.set(key, value);
+    this.#lastApplied = lastApplied;
   }
 
   /** Every key in key order, for checks that replicas agree. */

@@ -9,7 +9,14 @@ import { encodeCommand, type Command } from '../kv/command.js';
 import { KvStore, type ApplyResult } from '../kv/store.js';
 import { Raft, type RaftLimits, type Ready } from '../raft/raft.js';
 import { SeededRandom } from '../raft/random.js';
-import { EntryType, type Entry, type Message, type NodeId } from '../raft/types.js';
+import {
+  EntryType,
+  type Entry,
+  type InstallSnapshot,
+  type Message,
+  type NodeId,
+  type SnapshotMeta,
+} from '../raft/types.js';
 import type { Storage } from '../storage/storage.js';
 import type { Transport } from '../transport/transport.js';
 import type { Consistency, DeleteResult, KvService, KvValue, NodeStatus } from './api.js';
@@ -40,7 +47,7 @@ export class RaftNode implements KvService {
   readonly #transport: Transport;
   readonly #logger: Logger;
   readonly #raft: Raft;
-  readonly #kv = new KvStore();
+  readonly #kv: KvStore;
   readonly #waiters = new Map<number, Waiter>();
   readonly #maxPending: number;
   #ticker: NodeJS.Timeout | undefined;
@@ -49,8 +56,13 @@ export class RaftNode implements KvService {
   #scheduled = false;
   #closed = false;
   #fatal: Error | undefined;
+  /** The index of the latest snapshot of the local state machine. */
+  #snapshotIndex: number;
+  #snapshotting = false;
+  /** Peers a snapshot is being streamed to (at most one transfer each). */
+  readonly #sendingSnapshotTo = new Set<NodeId>();
 
-  private constructor(options: RaftNodeOptions, raft: Raft) {
+  private constructor(options: RaftNodeOptions, raft: Raft, kv: KvStore, snapshotIndex: number) {
     this.id = options.id;
     this.#config = options.config;
     this.#storage = options.storage;
@@ -58,12 +70,16 @@ export class RaftNode implements KvService {
     this.#logger = options.logger;
     this.#maxPending = options.maxPendingRequests ?? 20_000;
     this.#raft = raft;
+    this.#kv = kv;
+    this.#snapshotIndex = snapshotIndex;
   }
 
   /** Loads the node's stored state and builds its core; call `start` to join the cluster. */
   static async create(options: RaftNodeOptions): Promise<RaftNode> {
     const { config, logger } = options;
     const stored = await options.storage.load();
+    const kv = new KvStore();
+    if (stored.snapshot !== null) await restoreFromStorage(kv, options.storage, stored.snapshot);
     const election = electionTicks(config);
     const raft = new Raft({
       id: options.id,
@@ -74,15 +90,23 @@ export class RaftNode implements KvService {
       heartbeatTicks: heartbeatTicks(config),
       random: new SeededRandom(randomInt(2 ** 32)),
       hardState: stored.hardState,
+      snapshot: stored.snapshot,
       entries: stored.entries,
       ...(options.raftLimits === undefined ? {} : { limits: options.raftLimits }),
       log: (line) => logger.info(line),
     });
-    return new RaftNode(options, raft);
+    logger.info(
+      { snapshot: stored.snapshot, entries: stored.entries.length, term: stored.hardState.term },
+      `${options.id} loaded its state`,
+    );
+    return new RaftNode(options, raft, kv, stored.snapshot?.index ?? 0);
   }
 
   async start(): Promise<void> {
-    await this.#transport.start((m) => this.#onMessage(m));
+    await this.#transport.start(
+      (m) => this.#onMessage(m),
+      (m, chunks) => this.#onSnapshot(m, chunks),
+    );
     this.#ticker = setInterval(() => this.#tick(), this.#config.tickIntervalMs);
   }
 
@@ -207,6 +231,18 @@ export class RaftNode implements KvService {
     this.#schedule();
   }
 
+  /**
+   * A leader streams us a snapshot (§7): store it aside first, then let the core decide whether to install it (it
+   * may be stale by now); an accepted one comes back in a Ready.
+   */
+  async #onSnapshot(m: InstallSnapshot, chunks: AsyncIterable<Uint8Array>): Promise<void> {
+    if (this.#closed) throw new UnavailableError('the node is shutting down');
+    await this.#storage.stageSnapshot(m.snapshot, chunks);
+    if (this.#closed) return;
+    this.#raft.step(m);
+    this.#schedule();
+  }
+
   /** Handles Readies soon, after the current burst of input (so proposals and messages batch up). */
   #schedule(): void {
     if (this.#scheduled || this.#busy || this.#closed) return;
@@ -232,13 +268,89 @@ export class RaftNode implements KvService {
     }
   }
 
-  /** The Ready contract: persist, then send, then apply, then advance. */
+  /** The Ready contract: install a snapshot, persist, then send, then apply, then advance. */
   async #handleReady(rd: Ready): Promise<void> {
+    if (rd.snapshot !== undefined) await this.#installSnapshot(rd.snapshot);
     if (rd.hardState !== undefined || rd.entries.length > 0)
       await this.#storage.save(rd.hardState, rd.entries);
-    if (rd.messages.length > 0) this.#transport.send(rd.messages);
+    const messages = rd.messages.filter((m) => m.type !== 'InstallSnapshot');
+    if (messages.length > 0) this.#transport.send(messages);
+    for (const m of rd.messages) if (m.type === 'InstallSnapshot') this.#sendSnapshot(m);
     for (const entry of rd.committedEntries) this.#apply(entry);
     this.#raft.advance(rd);
+    this.#maybeSnapshot();
+  }
+
+  async #installSnapshot(meta: SnapshotMeta): Promise<void> {
+    await this.#storage.installStagedSnapshot(meta);
+    await restoreFromStorage(this.#kv, this.#storage, meta);
+    this.#snapshotIndex = meta.index;
+    // Requests this node accepted as leader and that the snapshot covers: whether they committed is unknown here.
+    for (const [index, waiter] of this.#waiters) {
+      if (index > meta.index) continue;
+      this.#waiters.delete(index);
+      clearTimeout(waiter.timer);
+      waiter.reject(
+        new TimeoutError('the node installed a snapshot over this request; its outcome is unknown'),
+      );
+    }
+    this.#logger.info({ snapshot: meta }, `${this.id} installed a snapshot from the leader`);
+  }
+
+  /** Streams our latest snapshot to a follower that needs compacted entries (§7). */
+  #sendSnapshot(m: InstallSnapshot): void {
+    if (this.#sendingSnapshotTo.has(m.to)) return;
+    this.#sendingSnapshotTo.add(m.to);
+    const done = (delivered: boolean) => {
+      this.#sendingSnapshotTo.delete(m.to);
+      if (this.#closed) return;
+      this.#raft.reportSnapshot(m.to, delivered);
+      this.#schedule();
+    };
+    void (async () => {
+      const source = await this.#storage.openSnapshot();
+      if (source === null) throw new Error('no snapshot to send');
+      this.#logger.info(
+        { to: m.to, snapshot: source.meta, bytes: source.size },
+        `sending a snapshot to ${m.to}`,
+      );
+      await this.#transport.sendSnapshot({ ...m, snapshot: source.meta }, source);
+    })().then(
+      () => done(true),
+      (e: unknown) => {
+        this.#logger.warn({ to: m.to, err: e }, `sending a snapshot to ${m.to} failed`);
+        done(false);
+      },
+    );
+  }
+
+  /**
+   * Snapshots the state machine after `snapshotThresholdEntries` applied entries, then compacts the log (§7). The
+   * state is copied at once (a point in time), and written while the node goes on.
+   */
+  #maybeSnapshot(): void {
+    const index = this.#kv.lastApplied;
+    if (this.#snapshotting || index - this.#snapshotIndex < this.#config.snapshotThresholdEntries) return;
+    const term = this.#raft.log.term(index);
+    if (term === undefined) return; // a newer snapshot is being installed
+    const meta = { index, term };
+    const chunks = [...this.#kv.snapshotChunks()];
+    this.#snapshotting = true;
+    void (async () => {
+      await this.#storage.saveSnapshot(meta, toAsync(chunks));
+      if (this.#closed) return;
+      this.#snapshotIndex = meta.index;
+      this.#raft.compact(meta, this.#config.snapshotRetainEntries);
+      await this.#storage.compact(this.#raft.log.firstIndex() - 1);
+      this.#logger.info(
+        { snapshot: meta, firstIndex: this.#raft.log.firstIndex() },
+        `${this.id} took a snapshot`,
+      );
+    })()
+      .catch((e: unknown) => this.#logger.error({ err: e }, 'taking a snapshot failed'))
+      .finally(() => {
+        this.#snapshotting = false;
+      });
   }
 
   #apply(entry: Entry): void {
@@ -277,6 +389,22 @@ export class RaftNode implements KvService {
       waiter.resolve(result);
     }
   }
+}
+
+/** Resets `kv` from the storage's current snapshot, which must be `meta`. */
+async function restoreFromStorage(kv: KvStore, storage: Storage, meta: SnapshotMeta): Promise<void> {
+  const source = await storage.openSnapshot();
+  if (source === null || source.meta.index !== meta.index || source.meta.term !== meta.term) {
+    throw new Error(`storage holds no snapshot at index ${meta.index} term ${meta.term}`);
+  }
+  await kv.restore(source.chunks());
+  if (kv.lastApplied !== meta.index) {
+    throw new Error(`the snapshot at index ${meta.index} holds a state applied up to ${kv.lastApplied}`);
+  }
+}
+
+async function* toAsync(chunks: readonly Uint8Array[]): AsyncGenerator<Uint8Array> {
+  yield* chunks;
 }
 
 function toValue(key: string, found: { value: string; index: number } | null): KvValue | null {

@@ -4,14 +4,16 @@ import type { Logger } from 'pino';
 import type { ClusterConfig } from '../config/types.js';
 import { buildHttpServer } from '../http/server.js';
 import type { NodeId } from '../raft/types.js';
+import { FileStorage } from '../storage/file.js';
 import { MemoryStorage } from '../storage/memory.js';
+import type { Storage } from '../storage/storage.js';
 import { GrpcTransport } from '../transport/grpc.js';
 import { RaftNode } from './node.js';
 
 export interface StartNodeOptions {
   readonly config: ClusterConfig;
   readonly nodeId: NodeId;
-  /** Reserved for durable storage; until it exists the node keeps its state in memory. */
+  /** Where the node keeps its durable state; without one (here or in the config) it keeps it in memory. */
   readonly dataDir?: string;
   readonly logger: Logger;
 }
@@ -26,11 +28,14 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
   const { config, nodeId, logger } = options;
   const self = config.nodes.find((n) => n.id === nodeId);
   if (self === undefined) throw new Error(`unknown node id ${JSON.stringify(nodeId)}`);
-  if (options.dataDir !== undefined) {
-    logger.warn(
-      { dataDir: options.dataDir },
-      'durable storage is not implemented yet; keeping state in memory',
-    );
+  const dataDir = options.dataDir ?? self.dataDir;
+  let storage: Storage;
+  if (dataDir === undefined) {
+    logger.warn('no data directory: state is kept in memory and lost when the process stops');
+    storage = new MemoryStorage();
+  } else {
+    storage = await FileStorage.open(dataDir, { logger: logger.child({ component: 'storage' }) });
+    logger.info({ dataDir }, `keeping durable state in ${dataDir}`);
   }
   const transport = new GrpcTransport({
     self: nodeId,
@@ -39,7 +44,7 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
     peers: config.nodes.filter((n) => n.id !== nodeId).map((n) => ({ id: n.id, grpcAddress: n.grpcAddress })),
     logger: logger.child({ component: 'transport' }),
   });
-  const node = await RaftNode.create({ id: nodeId, config, storage: new MemoryStorage(), transport, logger });
+  const node = await RaftNode.create({ id: nodeId, config, storage, transport, logger });
   await node.start();
 
   const http = buildHttpServer({

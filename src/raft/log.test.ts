@@ -14,7 +14,7 @@ function entries(terms: number[], from = 1): Entry[] {
 
 describe('RaftLog', () => {
   it('§5.4.1: a log is more up-to-date by a later last term, or the same term and at least the length', () => {
-    const log = new RaftLog(entries([1, 1, 2]), 0);
+    const log = new RaftLog(null, entries([1, 1, 2]), 0);
     expect(log.isUpToDate(3, 2)).toBe(true);
     expect(log.isUpToDate(9, 2)).toBe(true);
     expect(log.isUpToDate(1, 3)).toBe(true);
@@ -23,7 +23,7 @@ describe('RaftLog', () => {
   });
 
   it('Figure 2 AppendEntries step 2: rejects when prevLogIndex/prevLogTerm do not match', () => {
-    const log = new RaftLog(entries([1, 1, 2]), 0);
+    const log = new RaftLog(null, entries([1, 1, 2]), 0);
     expect(log.tryAppend(3, 1, [])).toBeNull();
     expect(log.tryAppend(5, 2, [])).toBeNull();
     expect(log.tryAppend(3, 2, [])).toBe(3);
@@ -31,7 +31,7 @@ describe('RaftLog', () => {
   });
 
   it('Figure 2 AppendEntries step 3: deletes a conflicting entry and all that follow it', () => {
-    const log = new RaftLog(entries([1, 1, 2, 2, 2]), 0);
+    const log = new RaftLog(null, entries([1, 1, 2, 2, 2]), 0);
     expect(log.tryAppend(2, 1, entries([3], 3))).toBe(3);
     expect(log.lastIndex()).toBe(3);
     expect(log.term(3)).toBe(3);
@@ -39,25 +39,25 @@ describe('RaftLog', () => {
   });
 
   it('Figure 2 AppendEntries step 4: keeps entries it already has, so a stale message cannot truncate', () => {
-    const log = new RaftLog(entries([1, 1, 2, 2]), 0);
+    const log = new RaftLog(null, entries([1, 1, 2, 2]), 0);
     expect(log.tryAppend(1, 1, entries([1, 2], 2))).toBe(3);
     expect(log.lastIndex()).toBe(4);
   });
 
   it('refuses to overwrite a committed entry (Leader Completeness, §5.4)', () => {
-    const log = new RaftLog(entries([1, 1, 2]), 3);
+    const log = new RaftLog(null, entries([1, 1, 2]), 3);
     expect(() => log.tryAppend(2, 1, entries([3], 3))).toThrow(/committed/);
   });
 
   it('fast backtracking hint (§5.3): the conflicting term and its first index, or the log length', () => {
-    const log = new RaftLog(entries([1, 1, 4, 4, 4]), 0);
+    const log = new RaftLog(null, entries([1, 1, 4, 4, 4]), 0);
     expect(log.conflictHint(5)).toEqual({ conflictTerm: 4, conflictIndex: 3 });
     expect(log.conflictHint(2)).toEqual({ conflictTerm: 1, conflictIndex: 1 });
     expect(log.conflictHint(9)).toEqual({ conflictTerm: 0, conflictIndex: 6 });
   });
 
   it('finds the last index of a term at or below a bound', () => {
-    const log = new RaftLog(entries([1, 1, 4, 4, 5, 6]), 0);
+    const log = new RaftLog(null, entries([1, 1, 4, 4, 5, 6]), 0);
     expect(log.lastIndexOfTerm(4, 6)).toBe(4);
     expect(log.lastIndexOfTerm(4, 3)).toBe(3);
     expect(log.lastIndexOfTerm(2, 6)).toBe(0);
@@ -71,7 +71,7 @@ describe('RaftLog', () => {
       type: EntryType.Normal,
       data: new Uint8Array(100),
     });
-    const log = new RaftLog([big(1), big(2), big(3)], 0);
+    const log = new RaftLog(null, [big(1), big(2), big(3)], 0);
     expect(log.slice(1, 4, 2, 10_000).length).toBe(2);
     expect(log.slice(1, 4, 10, 250).length).toBe(2);
     expect(log.slice(1, 4, 10, 10).length).toBe(1);
@@ -79,7 +79,7 @@ describe('RaftLog', () => {
   });
 
   it('counts as stable only the persisted prefix that is still in the log', () => {
-    const log = new RaftLog([], 0);
+    const log = new RaftLog(null, [], 0);
     log.append(entries([1])[0]!);
     log.append(entries([1], 2)[0]!);
     const written = log.unstableEntries();
@@ -91,11 +91,52 @@ describe('RaftLog', () => {
   });
 
   it('hands out committed entries in order, bounded, and never beyond the commit index', () => {
-    const log = new RaftLog(entries([1, 1, 1, 1]), 0);
+    const log = new RaftLog(null, entries([1, 1, 1, 1]), 0);
     log.commitTo(3);
     expect(log.nextCommitted(2).map((e) => e.index)).toEqual([1, 2]);
     log.appliedTo(2);
     expect(log.nextCommitted(10).map((e) => e.index)).toEqual([3]);
     expect(() => log.appliedTo(4)).toThrow(/beyond committed/);
+  });
+});
+
+describe('RaftLog compaction and snapshots (§7)', () => {
+  it('compacts applied entries, keeping the term of the last one for the consistency check', () => {
+    const log = new RaftLog(null, entries([1, 1, 2, 2, 3]), 4);
+    log.appliedTo(4);
+    log.compact(3);
+    expect(log.firstIndex()).toBe(4);
+    expect(log.term(3)).toBe(2);
+    expect(log.term(2)).toBeUndefined();
+    expect(log.entry(3)).toBeUndefined();
+    expect(log.lastIndex()).toBe(5);
+    expect(log.tryAppend(3, 2, [])).toBe(3);
+    expect(() => log.compact(5)).toThrow(/beyond applied/);
+  });
+
+  it('starts from a snapshot: entries follow it, and it counts as committed and applied', () => {
+    const log = new RaftLog({ index: 10, term: 4 }, entries([4, 5], 11), 0);
+    expect(log.committed).toBe(10);
+    expect(log.applied).toBe(10);
+    expect(log.lastIndex()).toBe(12);
+    expect(log.isUpToDate(12, 5)).toBe(true);
+    expect(() => new RaftLog({ index: 10, term: 4 }, entries([4], 12), 0)).toThrow(/expected 11/);
+  });
+
+  it('Figure 13 step 6: installing a snapshot whose last entry the log holds keeps the entries after it', () => {
+    const log = new RaftLog(null, entries([1, 1, 2, 2]), 0);
+    log.restore({ index: 3, term: 2 });
+    expect(log.firstIndex()).toBe(4);
+    expect(log.lastIndex()).toBe(4);
+    expect(log.committed).toBe(3);
+  });
+
+  it('Figure 13 step 7: otherwise the whole log is discarded', () => {
+    const log = new RaftLog(null, entries([1, 1, 2, 2]), 0);
+    log.restore({ index: 6, term: 3 });
+    expect(log.firstIndex()).toBe(7);
+    expect(log.lastIndex()).toBe(6);
+    expect(log.lastTerm()).toBe(3);
+    expect(log.unstableEntries()).toEqual([]);
   });
 });

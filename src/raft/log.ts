@@ -1,6 +1,6 @@
 // The replicated log as one node holds it in memory, with the watermarks the Ready contract needs.
 
-import type { Entry } from './types.js';
+import type { Entry, SnapshotMeta } from './types.js';
 
 export interface ConflictHint {
   /** The term the follower holds at the rejected index, or 0 when its log is shorter. */
@@ -10,48 +10,75 @@ export interface ConflictHint {
 }
 
 /**
- * The log: entries 1..lastIndex() and three watermarks.
+ * The log: the entries after the last snapshot, and the watermarks the Ready contract needs.
  *
- * Invariants: applied <= committed <= lastIndex(); stable <= lastIndex(); #entries[i].index === i + 1.
- * (Compaction will add an offset and a snapshot's index and term; nothing outside this class indexes #entries.)
+ * Invariants: offset <= applied <= committed <= lastIndex(); offset <= stable <= lastIndex();
+ * #entries[i].index === offset + i + 1. Entries up to `offset` are compacted into a snapshot (§7); only the term of
+ * the last of them is kept, for the consistency check of the entry after it.
  */
 export class RaftLog {
-  readonly #entries: Entry[];
+  #entries: Entry[];
+  /** The index of the last entry covered by the latest snapshot the log was compacted to (0: none). */
+  #offset: number;
+  /** The term of the entry at #offset. */
+  #offsetTerm: number;
   /** Highest index known to be committed (Figure 2: commitIndex). */
   committed: number;
   /** Highest index handed to the state machine (Figure 2: lastApplied). */
-  applied = 0;
+  applied: number;
   /** Highest index known to be in stable storage. */
   stable: number;
 
-  constructor(entries: readonly Entry[], committed: number) {
+  constructor(snapshot: SnapshotMeta | null, entries: readonly Entry[], committed: number) {
+    this.#offset = snapshot?.index ?? 0;
+    this.#offsetTerm = snapshot?.term ?? 0;
     entries.forEach((entry, i) => {
-      if (entry.index !== i + 1) throw new Error(`log: entry at position ${i} has index ${entry.index}`);
+      if (entry.index !== this.#offset + i + 1) {
+        throw new Error(
+          `log: entry at position ${i} has index ${entry.index}, expected ${this.#offset + i + 1}`,
+        );
+      }
     });
     this.#entries = entries.slice();
-    this.stable = this.#entries.length;
+    this.stable = this.lastIndex();
+    // A snapshot holds only committed entries, and the state machine starts from it.
+    this.applied = this.#offset;
     if (committed > this.lastIndex()) {
       throw new Error(`log: commit index ${committed} is beyond the last index ${this.lastIndex()}`);
     }
-    this.committed = committed;
+    this.committed = Math.max(committed, this.#offset);
+  }
+
+  /** The first index still held as an entry (entries before it are in a snapshot). */
+  firstIndex(): number {
+    return this.#offset + 1;
+  }
+
+  /** The snapshot boundary: the last compacted index and its term. */
+  offset(): SnapshotMeta {
+    return { index: this.#offset, term: this.#offsetTerm };
   }
 
   lastIndex(): number {
-    return this.#entries.length;
+    return this.#offset + this.#entries.length;
   }
 
   lastTerm(): number {
-    return this.#entries[this.#entries.length - 1]?.term ?? 0;
+    return this.#entries[this.#entries.length - 1]?.term ?? this.#offsetTerm;
   }
 
-  /** The term of the entry at `index`; 0 for index 0 (the empty prefix); undefined beyond the log. */
+  /**
+   * The term of the entry at `index`; 0 for index 0 (the empty prefix); the snapshot's term at the offset;
+   * undefined beyond the log or inside the compacted prefix.
+   */
   term(index: number): number | undefined {
-    if (index === 0) return 0;
-    return this.#entries[index - 1]?.term;
+    if (index === this.#offset) return this.#offsetTerm;
+    if (index < this.#offset) return undefined;
+    return this.#entries[index - this.#offset - 1]?.term;
   }
 
   entry(index: number): Entry | undefined {
-    return this.#entries[index - 1];
+    return index > this.#offset ? this.#entries[index - this.#offset - 1] : undefined;
   }
 
   matchTerm(index: number, term: number): boolean {
@@ -74,8 +101,8 @@ export class RaftLog {
   slice(lo: number, hi: number, maxCount: number, maxBytes: number): Entry[] {
     const out: Entry[] = [];
     let bytes = 0;
-    for (let i = lo; i < hi && out.length < maxCount; i++) {
-      const entry = this.#entries[i - 1];
+    for (let i = Math.max(lo, this.#offset + 1); i < hi && out.length < maxCount; i++) {
+      const entry = this.entry(i);
       if (entry === undefined) break;
       bytes += entry.data.length;
       if (out.length > 0 && bytes > maxBytes) break;
@@ -118,7 +145,7 @@ export class RaftLog {
 
   /** Removes entries at and after `index`. */
   private truncateFrom(index: number): void {
-    this.#entries.length = index - 1;
+    this.#entries.length = index - this.#offset - 1;
     this.stable = Math.min(this.stable, index - 1);
   }
 
@@ -127,13 +154,13 @@ export class RaftLog {
     const term = this.term(rejectedIndex);
     if (term === undefined) return { conflictTerm: 0, conflictIndex: this.lastIndex() + 1 };
     let first = rejectedIndex;
-    while (first > 1 && this.term(first - 1) === term) first--;
+    while (first > this.#offset + 1 && this.term(first - 1) === term) first--;
     return { conflictTerm: term, conflictIndex: first };
   }
 
   /** The last index <= `atOrBelow` holding an entry of `term`, or 0 when there is none. */
   lastIndexOfTerm(term: number, atOrBelow: number): number {
-    for (let i = Math.min(atOrBelow, this.lastIndex()); i > 0; i--) {
+    for (let i = Math.min(atOrBelow, this.lastIndex()); i >= this.#offset && i > 0; i--) {
       const t = this.term(i) ?? 0;
       if (t === term) return i;
       if (t < term) return 0; // Terms only grow along the log.
@@ -150,7 +177,7 @@ export class RaftLog {
 
   /** Entries not yet handed to storage. */
   unstableEntries(): Entry[] {
-    return this.#entries.slice(this.stable);
+    return this.#entries.slice(this.stable - this.#offset);
   }
 
   /**
@@ -170,7 +197,42 @@ export class RaftLog {
   /** Committed entries not yet applied, at most `maxCount`. */
   nextCommitted(maxCount: number): Entry[] {
     const hi = Math.min(this.committed, this.applied + maxCount);
-    return this.#entries.slice(this.applied, hi);
+    return this.#entries.slice(this.applied - this.#offset, hi - this.#offset);
+  }
+
+  /**
+   * Drops the entries up to `index`, which a durable snapshot now covers (§7). Only applied entries can be
+   * compacted: the snapshot was taken of a state machine that applied them.
+   */
+  compact(index: number): void {
+    if (index <= this.#offset) return;
+    if (index > this.applied || index > this.stable) {
+      throw new Error(`log: compact to ${index} beyond applied ${this.applied} / stable ${this.stable}`);
+    }
+    const term = this.term(index);
+    if (term === undefined) throw new Error(`log: compact to ${index}: no such entry`);
+    this.#entries = this.#entries.slice(index - this.#offset);
+    this.#offset = index;
+    this.#offsetTerm = term;
+  }
+
+  /**
+   * Installs a leader's snapshot (§7, Figure 13, receiver steps 6-8): if the log holds the snapshot's last entry,
+   * the entries after it are kept; otherwise the whole log is discarded. The state machine is reset from the
+   * snapshot, so everything up to its index counts as committed and applied.
+   */
+  restore(snapshot: SnapshotMeta): void {
+    if (this.matchTerm(snapshot.index, snapshot.term) && snapshot.index <= this.lastIndex()) {
+      this.#entries = this.#entries.slice(snapshot.index - this.#offset);
+    } else {
+      this.#entries = [];
+      this.stable = snapshot.index;
+    }
+    this.#offset = snapshot.index;
+    this.#offsetTerm = snapshot.term;
+    this.stable = Math.max(this.stable, snapshot.index);
+    this.committed = Math.max(this.committed, snapshot.index);
+    this.applied = snapshot.index;
   }
 
   appliedTo(index: number): void {

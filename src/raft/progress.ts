@@ -49,8 +49,10 @@ export class Inflights {
  *   time and waits for the answer (or the next heartbeat) before sending another (§5.3's backtracking).
  * - `replicate`: the logs are known to match up to `match`; the leader streams entries optimistically, advancing
  *   `next` as it sends, with at most `inflights.capacity` messages unacknowledged (pipelining).
+ * - `snapshot`: the follower needs entries the leader has compacted away; a snapshot is on its way (§7) and
+ *   nothing else is sent but heartbeats until it is acknowledged or reported failed.
  */
-export type ProgressState = 'probe' | 'replicate';
+export type ProgressState = 'probe' | 'replicate' | 'snapshot';
 
 export class Progress {
   /** Highest index known to be replicated on the follower (Figure 2: matchIndex). Invariant: match < next. */
@@ -58,6 +60,8 @@ export class Progress {
   /** Index of the next entry to send (Figure 2: nextIndex). */
   next: number;
   state: ProgressState = 'probe';
+  /** In snapshot state: the index of the snapshot being sent. */
+  pendingSnapshot = 0;
   /** In probe state: a message was sent and its answer has not arrived yet. */
   probeSent = false;
   readonly inflights: Inflights;
@@ -69,11 +73,20 @@ export class Progress {
 
   /** Whether the leader should hold back new AppendEntries with entries for now. */
   paused(): boolean {
+    if (this.state === 'snapshot') return true;
     return this.state === 'probe' ? this.probeSent : this.inflights.full();
+  }
+
+  becomeSnapshot(index: number): void {
+    this.state = 'snapshot';
+    this.pendingSnapshot = index;
+    this.probeSent = false;
+    this.inflights.reset();
   }
 
   becomeProbe(next: number): void {
     this.state = 'probe';
+    this.pendingSnapshot = 0;
     this.probeSent = false;
     this.next = Math.max(next, this.match + 1);
     this.inflights.reset();
@@ -81,6 +94,7 @@ export class Progress {
 
   becomeReplicate(): void {
     this.state = 'replicate';
+    this.pendingSnapshot = 0;
     this.probeSent = false;
     this.next = this.match + 1;
     this.inflights.reset();

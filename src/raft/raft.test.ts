@@ -397,3 +397,90 @@ describe('log replication (§5.3)', () => {
     expect(r.propose(text.encode('c'))).toEqual({ ok: false, reason: 'busy' });
   });
 });
+
+describe('snapshots and log compaction (§7)', () => {
+  /** A leader n1 whose log is compacted up to index 6, and a follower n2 that has only index 1. */
+  function compactedLeader() {
+    const log = [entry(1, 1), ...Array.from({ length: 7 }, (_, i) => entry(i + 2, 2))];
+    const n1 = core('n1', { entries: log, hardState: { term: 2, vote: 'n1', commit: 8 } });
+    const n2 = core('n2', { entries: log.slice(0, 1), hardState: { term: 2, vote: 'n1', commit: 1 } });
+    const n3 = core('n3', { entries: log, hardState: { term: 2, vote: 'n1', commit: 8 } });
+    const net = new Net([n1, n2, n3]);
+    for (const r of [n1, n3]) while (r.hasReady()) drain(r); // apply what is committed
+    n1.compact({ index: 8, term: 2 }, 2);
+    expect(n1.log.firstIndex()).toBe(7);
+    return { n1, n2, n3, net };
+  }
+
+  it('the leader sends a snapshot to a follower that needs entries it has compacted away', () => {
+    const { n1, net } = compactedLeader();
+    net.drop = (m) => m.type === 'InstallSnapshot';
+    net.elect('n1');
+    expect(n1.role).toBe('leader');
+    const sent = net.sent.filter((m) => m.type === 'InstallSnapshot');
+    expect(sent).toEqual([
+      { type: 'InstallSnapshot', from: 'n1', to: 'n2', term: 3, snapshot: { index: 8, term: 2 } },
+    ]);
+  });
+
+  it('while the snapshot travels the follower gets heartbeats only, and no second snapshot', () => {
+    const { n1, net } = compactedLeader();
+    net.drop = (m) => m.type === 'InstallSnapshot';
+    net.elect('n1');
+    net.sent = [];
+    for (let i = 0; i < 6; i++) n1.tick();
+    net.run();
+    const toN2 = net.sent.filter((m) => m.to === 'n2');
+    expect(toN2.length).toBeGreaterThan(0);
+    expect(toN2.every((m) => m.type === 'AppendEntries' && m.entries.length === 0)).toBe(true);
+  });
+
+  it('a follower installs the snapshot, answers with its index, and then receives the rest of the log', () => {
+    const { n1, n2, net } = compactedLeader();
+    net.elect('n1');
+    // The transport reports the transfer done once n2 has the data (here: at once).
+    n1.reportSnapshot('n2', true);
+    n1.tick();
+    n1.tick();
+    net.run();
+    expect(n2.log.firstIndex()).toBe(9);
+    expect(n2.log.lastIndex()).toBe(n1.log.lastIndex());
+    expect(n1.matchIndexes().get('n2')).toBe(n1.log.lastIndex());
+  });
+
+  it('the follower hands the snapshot to the outside to install before anything else', () => {
+    const n2 = core('n2', { entries: [entry(1, 1)], hardState: { term: 2, vote: '', commit: 1 } });
+    n2.step({ type: 'InstallSnapshot', from: 'n1', to: 'n2', term: 2, snapshot: { index: 50, term: 2 } });
+    const rd = drain(n2);
+    expect(rd.snapshot).toEqual({ index: 50, term: 2 });
+    expect(rd.committedEntries).toEqual([]);
+    expect(rd.messages).toMatchObject([{ type: 'AppendEntriesResponse', success: true, matchIndex: 50 }]);
+    expect(n2.log.committed).toBe(50);
+  });
+
+  it('a snapshot older than what the follower committed changes nothing', () => {
+    const n2 = core('n2', {
+      entries: [entry(1, 1), entry(2, 1), entry(3, 2)],
+      hardState: { term: 2, vote: '', commit: 3 },
+    });
+    n2.step({ type: 'InstallSnapshot', from: 'n1', to: 'n2', term: 2, snapshot: { index: 2, term: 1 } });
+    const rd = drain(n2);
+    expect(rd.snapshot).toBeUndefined();
+    expect(rd.messages).toMatchObject([{ type: 'AppendEntriesResponse', success: true, matchIndex: 3 }]);
+    expect(n2.log.lastIndex()).toBe(3);
+  });
+
+  it('a failed transfer is retried with a later heartbeat, not at once', () => {
+    const { n1, net } = compactedLeader();
+    net.drop = (m) => m.type === 'InstallSnapshot';
+    net.elect('n1');
+    net.sent = [];
+    n1.reportSnapshot('n2', false);
+    net.run();
+    expect(net.sent.filter((m) => m.type === 'InstallSnapshot')).toEqual([]);
+    n1.tick();
+    n1.tick();
+    net.run();
+    expect(net.sent.filter((m) => m.type === 'InstallSnapshot').length).toBe(1);
+  });
+});

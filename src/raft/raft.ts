@@ -23,6 +23,8 @@ import {
   type RequestVote,
   type RequestVoteResponse,
   type Role,
+  type SnapshotMeta,
+  type InstallSnapshot,
   type SoftState,
 } from './types.js';
 
@@ -38,6 +40,8 @@ export interface RaftOptions {
   readonly random: Random;
   /** What storage held at start (empty for a new node). */
   readonly hardState: HardState;
+  /** The latest durable snapshot, if any; `entries` follow it. The state machine must already hold its state. */
+  readonly snapshot?: SnapshotMeta | null;
   readonly entries: readonly Entry[];
   /** Limits (STYLE.md 7). Defaults in `defaultLimits`. */
   readonly limits?: Partial<RaftLimits>;
@@ -68,6 +72,11 @@ export const defaultLimits: RaftLimits = {
 
 /** Everything the outside must do now; see the module comment. */
 export interface Ready {
+  /**
+   * A leader's snapshot to install before anything else in this Ready (§7): make the received snapshot current in
+   * storage and reset the state machine from it. The log already reflects it.
+   */
+  readonly snapshot: SnapshotMeta | undefined;
   /** Present when it changed since the last Ready: persist it before sending `messages`. */
   readonly hardState: HardState | undefined;
   /** Persist these before sending `messages`; storage drops any stored entry at or after entries[0].index. */
@@ -114,6 +123,10 @@ export class Raft {
   #broadcastPending = false;
 
   #messages: Message[] = [];
+  /** The latest durable snapshot (what InstallSnapshot sends), or null. */
+  #snapshot: SnapshotMeta | null;
+  /** A received snapshot the outside must install with the next Ready. */
+  #pendingInstall: SnapshotMeta | undefined;
   /** The hard state as of the last Ready handed out, to detect changes. */
   #lastHardState: HardState;
 
@@ -135,7 +148,8 @@ export class Raft {
     this.#heartbeatTicks = options.heartbeatTicks;
     this.#term = options.hardState.term;
     this.#vote = options.hardState.vote;
-    this.log = new RaftLog(options.entries, options.hardState.commit);
+    this.#snapshot = options.snapshot ?? null;
+    this.log = new RaftLog(this.#snapshot, options.entries, options.hardState.commit);
     this.#lastHardState = options.hardState;
     this.#resetElectionTimer();
     this.#logLine(`${this.id} started as follower at term ${this.#term}, last index ${this.log.lastIndex()}`);
@@ -206,7 +220,8 @@ export class Raft {
     // Figure 2, Rules for All Servers: "If RPC request or response contains term T > currentTerm: set
     // currentTerm = T, convert to follower" (§5.1).
     if (m.term > this.#term) {
-      this.#becomeFollower(m.term, m.type === 'AppendEntries' ? m.from : null);
+      const fromLeader = m.type === 'AppendEntries' || m.type === 'InstallSnapshot';
+      this.#becomeFollower(m.term, fromLeader ? m.from : null);
     } else if (m.term < this.#term) {
       this.#stepStale(m);
       return;
@@ -221,7 +236,40 @@ export class Raft {
         return this.#handleAppendEntries(m);
       case 'AppendEntriesResponse':
         return this.#handleAppendResponse(m);
+      case 'InstallSnapshot':
+        return this.#handleInstallSnapshot(m);
     }
+  }
+
+  /**
+   * The outside saved a snapshot of the state machine at `meta` durably; the log may drop entries up to it, except
+   * the last `retainEntries` (so that slightly lagging followers still get entries instead of a snapshot).
+   */
+  compact(meta: SnapshotMeta, retainEntries: number): void {
+    if (meta.index > this.log.applied)
+      throw new Error(`raft: snapshot ${meta.index} beyond applied ${this.log.applied}`);
+    if (this.#snapshot === null || meta.index > this.#snapshot.index) this.#snapshot = meta;
+    const upTo = Math.min(meta.index - retainEntries, this.log.stable);
+    if (upTo > this.log.firstIndex() - 1) this.log.compact(upTo);
+  }
+
+  /** The latest durable snapshot this node knows of, or null. */
+  latestSnapshot(): SnapshotMeta | null {
+    return this.#snapshot;
+  }
+
+  /**
+   * The outside finished streaming a snapshot to `to` (etcd's ReportSnapshot): `delivered` means the follower has
+   * stored it and stepped it into its core. Either way the leader goes back to probing: a follower that installed
+   * it matches from the snapshot on; one that did not (a crash, a failed transfer) rejects, and gets the snapshot
+   * again with a later heartbeat, not at once, so a peer that is down is not flooded.
+   */
+  reportSnapshot(to: NodeId, delivered: boolean): void {
+    const pr = this.#progress.get(to);
+    if (this.#role !== 'leader' || pr === undefined || pr.state !== 'snapshot') return;
+    pr.becomeProbe(delivered ? pr.pendingSnapshot + 1 : pr.match + 1);
+    pr.probeSent = !delivered;
+    if (delivered) this.#sendAppend(to, pr, false);
   }
 
   // ---------------------------------------------------------------------------------------------------------
@@ -230,6 +278,7 @@ export class Raft {
   hasReady(): boolean {
     return (
       this.#broadcastPending ||
+      this.#pendingInstall !== undefined ||
       this.#messages.length > 0 ||
       this.log.stable < this.log.lastIndex() ||
       this.log.applied < this.log.committed ||
@@ -243,7 +292,10 @@ export class Raft {
     const hardState = this.hardState();
     const messages = this.#messages;
     this.#messages = [];
+    const snapshot = this.#pendingInstall;
+    this.#pendingInstall = undefined;
     return {
+      snapshot,
       hardState: sameHardState(hardState, this.#lastHardState) ? undefined : hardState,
       entries: this.log.unstableEntries(),
       messages,
@@ -376,7 +428,7 @@ export class Raft {
         term: this.#term,
         voteGranted: false,
       });
-    } else if (m.type === 'AppendEntries') {
+    } else if (m.type === 'AppendEntries' || m.type === 'InstallSnapshot') {
       this.#send<AppendEntriesResponse>({
         type: 'AppendEntriesResponse',
         from: this.id,
@@ -384,7 +436,7 @@ export class Raft {
         term: this.#term,
         success: false,
         matchIndex: 0,
-        rejectedIndex: m.prevLogIndex,
+        rejectedIndex: m.type === 'AppendEntries' ? m.prevLogIndex : m.snapshot.index,
         conflictTerm: 0,
         conflictIndex: 0,
       });
@@ -394,16 +446,54 @@ export class Raft {
   // ---------------------------------------------------------------------------------------------------------
   // Log replication, follower side (§5.3)
 
-  #handleAppendEntries(m: AppendEntries): void {
+  /** Whatever the leader of the current term sends makes this node its follower (§5.2) and resets the timer. */
+  #followLeader(m: AppendEntries | InstallSnapshot): void {
     if (this.#role === 'leader') {
       // Election Safety (§5.2): at most one leader per term. Two leaders in one term is a bug, not an input.
-      throw new Error(`raft: ${this.id} is leader of term ${m.term} and got AppendEntries from ${m.from}`);
+      throw new Error(`raft: ${this.id} is leader of term ${m.term} and got ${m.type} from ${m.from}`);
     }
     if (this.#role === 'candidate' || this.#leader !== m.from) {
       // §5.2: a candidate that hears from the leader of its term returns to follower state.
       this.#becomeFollower(m.term, m.from);
     }
     this.#electionElapsed = 0;
+  }
+
+  /** §7, Figure 13: InstallSnapshot receiver (the data is already staged in storage by the runtime). */
+  #handleInstallSnapshot(m: InstallSnapshot): void {
+    this.#followLeader(m);
+    const { index, term } = m.snapshot;
+    const reply = {
+      type: 'AppendEntriesResponse',
+      from: this.id,
+      to: m.from,
+      term: this.#term,
+      success: true,
+      rejectedIndex: 0,
+      conflictTerm: 0,
+      conflictIndex: 0,
+    } as const;
+    if (index <= this.log.committed) {
+      // Nothing new: we already hold (and may have applied past) everything the snapshot covers.
+      this.#send<AppendEntriesResponse>({ ...reply, matchIndex: this.log.committed });
+      return;
+    }
+    if (this.log.matchTerm(index, term)) {
+      // Figure 13 step 6: the log already has the snapshot's last entry; keep the log, it is committed up to there.
+      this.log.commitTo(index);
+      this.#send<AppendEntriesResponse>({ ...reply, matchIndex: index });
+      return;
+    }
+    // Figure 13 steps 7-8: discard the log and reset the state machine from the snapshot.
+    this.#logLine(`${this.id} installs snapshot at index ${index} term ${term} from ${m.from}`);
+    this.log.restore(m.snapshot);
+    this.#snapshot = m.snapshot;
+    this.#pendingInstall = m.snapshot;
+    this.#send<AppendEntriesResponse>({ ...reply, matchIndex: index });
+  }
+
+  #handleAppendEntries(m: AppendEntries): void {
+    this.#followLeader(m);
 
     const reply = {
       type: 'AppendEntriesResponse',
@@ -458,7 +548,7 @@ export class Raft {
         this.#sendAppend(m.from, pr, false);
         return;
       }
-      if (pr.state === 'probe') pr.becomeReplicate();
+      if (pr.state !== 'replicate') pr.becomeReplicate();
       this.#maybeCommit();
       this.#sendAppend(m.from, pr, false);
       return;
@@ -467,6 +557,8 @@ export class Raft {
   }
 
   #handleRejection(m: AppendEntriesResponse, pr: Progress): void {
+    // While a snapshot is on its way, rejections answer heartbeats that could not match; the snapshot will.
+    if (pr.state === 'snapshot') return;
     if (m.conflictTerm === 0 && m.conflictIndex <= pr.match && m.rejectedIndex >= pr.match) {
       // The follower's log is shorter than what it acknowledged before: it lost its storage (possible only with
       // volatile storage). Start over from what it has.
@@ -515,8 +607,14 @@ export class Raft {
    */
   #sendAppend(to: NodeId, pr: Progress, heartbeat: boolean): void {
     const lastIndex = this.log.lastIndex();
+    const firstIndex = this.log.firstIndex();
+    const compacted = pr.next < firstIndex; // the entry before `next` is no longer in the log (§7)
+    if (compacted && (!pr.paused() || (heartbeat && pr.state === 'probe'))) {
+      this.#sendSnapshot(to, pr);
+      if (!heartbeat) return;
+    }
     let entries: Entry[] = [];
-    if (!pr.paused()) {
+    if (!compacted && !pr.paused()) {
       entries = this.log.slice(
         pr.next,
         lastIndex + 1,
@@ -525,7 +623,9 @@ export class Raft {
       );
     }
     if (entries.length === 0 && !heartbeat) return;
-    const prevLogIndex = pr.next - 1;
+    // A follower waiting for a snapshot still gets heartbeats (so it does not start an election); they carry the
+    // snapshot boundary as prevLogIndex, which it cannot match yet, so they change nothing but its timer.
+    const prevLogIndex = compacted ? firstIndex - 1 : pr.next - 1;
     const prevLogTerm = this.log.term(prevLogIndex);
     if (prevLogTerm === undefined) throw new Error(`raft: nextIndex ${pr.next} of ${to} is beyond the log`);
     this.#send<AppendEntries>({
@@ -541,6 +641,18 @@ export class Raft {
     const last = entries[entries.length - 1];
     if (last !== undefined) pr.sent(last.index);
     else if (pr.state === 'probe') pr.probeSent = true;
+  }
+
+  /** §7: the follower needs entries that were compacted away, so it gets the latest snapshot instead. */
+  #sendSnapshot(to: NodeId, pr: Progress): void {
+    const snapshot = this.#snapshot;
+    if (snapshot === null)
+      throw new Error(`raft: the log is compacted to ${this.log.firstIndex() - 1} without a snapshot`);
+    pr.becomeSnapshot(snapshot.index);
+    this.#logLine(
+      `${this.id} sends snapshot at index ${snapshot.index} to ${to} (it needs index ${pr.next})`,
+    );
+    this.#send<InstallSnapshot>({ type: 'InstallSnapshot', from: this.id, to, term: this.#term, snapshot });
   }
 
   // ---------------------------------------------------------------------------------------------------------

@@ -75,7 +75,26 @@ export interface AppendEntriesResponse extends MessageBase {
   readonly conflictIndex: number;
 }
 
-export type Message = RequestVote | RequestVoteResponse | AppendEntries | AppendEntriesResponse;
+/** Which log prefix a snapshot replaces: every entry up to `index`, the last of which had `term` (§7). */
+export interface SnapshotMeta {
+  readonly index: number;
+  readonly term: number;
+}
+
+/**
+ * InstallSnapshot RPC (§7, Figure 13): the leader sends a follower the state machine snapshot that replaces the
+ * log prefix the follower is missing and the leader has compacted away. Only the metadata is here; the runtime
+ * streams the data itself in bounded chunks and steps this message into the follower's core once all of it is
+ * stored. The follower answers with an AppendEntriesResponse (success, matchIndex = snapshot.index), as etcd/raft
+ * does, because the leader treats both answers alike.
+ */
+export interface InstallSnapshot extends MessageBase {
+  readonly type: 'InstallSnapshot';
+  readonly snapshot: SnapshotMeta;
+}
+
+export type Message =
+  RequestVote | RequestVoteResponse | AppendEntries | AppendEntriesResponse | InstallSnapshot;
 export type MessageType = Message['type'];
 
 export type Role = 'follower' | 'candidate' | 'leader';

@@ -7,7 +7,7 @@
 
 import { Raft, type Ready } from '../raft/raft.js';
 import { SeededRandom } from '../raft/random.js';
-import { EntryType, type Entry, type Message, type NodeId } from '../raft/types.js';
+import { EntryType, type Entry, type Message, type NodeId, type SnapshotMeta } from '../raft/types.js';
 import { MemoryStorage } from '../storage/memory.js';
 
 export interface SimOptions {
@@ -33,6 +33,8 @@ export interface FaultRates {
   readonly partition: number;
   readonly heal: number;
   readonly propose: number;
+  /** Chance that a Ready's storage write takes 1-3 rounds; a crash meanwhile loses it, or keeps a torn prefix. */
+  readonly slowDisk: number;
 }
 
 export const defaultFaults: FaultRates = {
@@ -44,22 +46,42 @@ export const defaultFaults: FaultRates = {
   partition: 0.01,
   heal: 0.02,
   propose: 0.3,
+  slowDisk: 0.3,
 };
+
+/** The simulated state machine takes a snapshot every this many applied entries, keeping a few in the log. */
+const snapshotEvery = 25;
+const retainEntries = 5;
 
 export class SafetyViolation extends Error {}
 
 interface SimNode {
   readonly id: NodeId;
+  /** What survives a crash: only what a Ready's write completed ("synced"). */
   readonly storage: MemoryStorage;
   raft: Raft | null; // null while crashed
-  /** Chain hash of the stored log: chain[i] covers entries 1..i (Log Matching check). */
-  chain: number[];
+  /** Chain hash of the stored log by index: chain(i) covers entries 1..i (Log Matching check). */
+  chain: Map<number, number>;
+  /** The simulated state machine: how far it applied, and a hash of everything it applied. */
   appliedIndex: number;
+  stateHash: number;
+  /** A Ready whose storage write has not completed yet; nothing of it is sent or applied before it does. */
+  pending: { readonly rd: Ready; readonly doneAt: number } | null;
+  /** A snapshot received from the leader, waiting for the core to decide to install it. */
+  staged: SimSnapshot | null;
+}
+
+/** What the simulated state machine's snapshot holds: its applied index and a hash of the applied entries. */
+interface SimSnapshot {
+  readonly meta: SnapshotMeta;
+  readonly data: readonly Uint8Array[];
 }
 
 interface InFlight {
   readonly at: number;
   readonly message: Message;
+  /** For InstallSnapshot: the data, as the transport would stream it. */
+  readonly snapshot?: SimSnapshot;
 }
 
 interface Proposal {
@@ -74,6 +96,7 @@ export interface SimResult {
   readonly elections: number;
   readonly maxTerm: number;
   readonly committed: number;
+  readonly snapshotsInstalled: number;
 }
 
 const electionTicksMin = 10;
@@ -99,6 +122,9 @@ export class Simulator {
   readonly #committed: string[] = [''];
   /** (index, term) -> chain hash of the log prefix ending there. */
   readonly #chainAt = new Map<string, number>();
+  /** index -> hash of the state machine after applying up to index, as first observed anywhere. */
+  readonly #stateAt = new Map<number, number>();
+  #snapshotsInstalled = 0;
   readonly #pending = new Map<NodeId, Proposal[]>();
   readonly #acknowledged: Proposal[] = [];
   #elections = 0;
@@ -111,8 +137,11 @@ export class Simulator {
       id,
       storage: new MemoryStorage(),
       raft: null,
-      chain: [0],
+      chain: new Map([[0, 0]]),
       appliedIndex: 0,
+      stateHash: 0,
+      pending: null,
+      staged: null,
     }));
     for (const node of this.#nodes) this.#boot(node);
   }
@@ -136,6 +165,7 @@ export class Simulator {
       elections: this.#elections,
       maxTerm: Math.max(...this.#nodes.map((n) => n.storage.snapshot().hardState.term)),
       committed: this.#committed.length - 1,
+      snapshotsInstalled: this.#snapshotsInstalled,
     };
   }
 
@@ -145,6 +175,9 @@ export class Simulator {
   #round(): void {
     this.#now++;
     if (this.#faulty) this.#injectFaults();
+    for (const node of this.#nodes) {
+      if (node.pending !== null && node.pending.doneAt <= this.#now) this.#complete(node);
+    }
     for (const node of this.#nodes) {
       if (node.raft === null) continue;
       node.raft.tick();
@@ -159,38 +192,124 @@ export class Simulator {
     const later: InFlight[] = [];
     for (const f of this.#network) (f.at <= this.#now ? due : later).push(f);
     this.#network = later;
-    for (const { message } of due) {
+    for (const { message, snapshot } of due) {
       const node = this.#node(message.to);
-      if (node.raft === null) continue; // Delivered to a crashed node: lost.
+      if (node.raft === null) {
+        // Delivered to a crashed node: lost. A snapshot transfer fails visibly to its sender.
+        if (message.type === 'InstallSnapshot') this.#reportSnapshot(message, false);
+        continue;
+      }
+      if (snapshot !== undefined) node.staged = snapshot; // the runtime stages the data before stepping the core
       node.raft.step(message);
       this.#process(node);
+      // The transport tells the sender the transfer completed.
+      if (message.type === 'InstallSnapshot') this.#reportSnapshot(message, true);
     }
   }
 
-  #send(message: Message): void {
+  #send(sender: SimNode, m: Message): void {
     const f = this.#opts.faults;
-    if (this.#cut.has(`${message.from}>${message.to}`)) return;
-    if (this.#faulty && this.#rng.chance(f.loss)) return;
+    let message = m;
+    let snapshot: SimSnapshot | undefined;
+    if (message.type === 'InstallSnapshot') {
+      // The runtime streams the sender's current snapshot, which may be newer than the one the core named.
+      const current = sender.storage.snapshotData();
+      if (current === null) throw new Error(`${sender.id} sends a snapshot it does not have`);
+      snapshot = current;
+      message = { ...message, snapshot: current.meta };
+    }
+    const lost = this.#cut.has(`${message.from}>${message.to}`) || (this.#faulty && this.#rng.chance(f.loss));
+    if (lost) {
+      if (message.type === 'InstallSnapshot') this.#reportSnapshot(message, false);
+      return;
+    }
     const copies = this.#faulty && this.#rng.chance(f.duplicate) ? 2 : 1;
     for (let i = 0; i < copies; i++) {
       const delay = this.#faulty ? this.#rng.int(1, f.maxDelay + 1) : 1;
-      this.#network.push({ at: this.#now + delay, message });
+      this.#network.push({ at: this.#now + delay, message, ...(snapshot === undefined ? {} : { snapshot }) });
     }
   }
 
-  /** Runs the Ready loop of one node the way the runtime does: persist, send, apply, advance. */
+  /**
+   * Runs the Ready loop of one node the way the runtime does: persist, then send, apply and advance. A write may
+   * take a few rounds (a slow disk); the node handles no further Ready until it completes.
+   */
   #process(node: SimNode): void {
     const raft = node.raft;
     if (raft === null) return;
-    while (raft.hasReady()) {
+    while (node.pending === null && raft.hasReady()) {
       const rd = raft.ready();
       this.#observeRole(node, raft, rd);
-      node.storage.saveSync(rd.hardState, rd.entries);
-      this.#checkLogMatching(node, rd.entries);
-      for (const m of rd.messages) this.#send(m);
-      for (const entry of rd.committedEntries) this.#apply(node, raft, entry);
-      raft.advance(rd);
+      const writes = rd.snapshot !== undefined || rd.hardState !== undefined || rd.entries.length > 0;
+      node.pending = { rd, doneAt: this.#now };
+      if (writes && this.#faulty && this.#rng.chance(this.#opts.faults.slowDisk)) {
+        node.pending = { rd, doneAt: this.#now + this.#rng.int(1, 4) };
+        return;
+      }
+      this.#complete(node);
     }
+  }
+
+  /** The pending Ready's write is durable: install, store, send, apply, advance (the Ready contract). */
+  #complete(node: SimNode): void {
+    const raft = node.raft;
+    const pending = node.pending;
+    if (raft === null || pending === null) return;
+    node.pending = null;
+    const { rd } = pending;
+    if (rd.snapshot !== undefined) this.#install(node, rd.snapshot);
+    this.#write(node, rd.hardState, rd.entries);
+    for (const m of rd.messages) this.#send(node, m);
+    for (const entry of rd.committedEntries) this.#apply(node, raft, entry);
+    raft.advance(rd);
+    this.#maybeSnapshot(node, raft);
+    this.#process(node);
+  }
+
+  #write(node: SimNode, hardState: Ready['hardState'], entries: readonly Entry[]): void {
+    node.storage.saveSync(hardState, entries);
+    this.#checkLogMatching(node, entries);
+  }
+
+  /** Installs the staged snapshot the core accepted; the state machine is reset from it. */
+  #install(node: SimNode, meta: SnapshotMeta): void {
+    const staged = node.staged;
+    if (staged === null || staged.meta.index !== meta.index || staged.meta.term !== meta.term) {
+      throw new Error(`${node.id} installs snapshot ${meta.index}/${meta.term} that it never received`);
+    }
+    node.staged = null;
+    node.storage.installSync(staged);
+    this.#rebuildChain(node);
+    this.#restoreState(node, staged);
+    this.#snapshotsInstalled++;
+    this.#event(`${node.id} installed snapshot at ${meta.index}`);
+  }
+
+  /** The state machine takes a snapshot now and then and the log is compacted (§7). */
+  #maybeSnapshot(node: SimNode, raft: Raft): void {
+    const latest = node.storage.snapshotData()?.meta.index ?? 0;
+    if (node.appliedIndex - latest < snapshotEvery) return;
+    const term = raft.log.term(node.appliedIndex);
+    if (term === undefined) return; // the core holds a newer snapshot that the next Ready installs
+    const meta = { index: node.appliedIndex, term };
+    const data = [new TextEncoder().encode(`${node.appliedIndex}:${node.stateHash}`)];
+    node.storage.installSync({ meta, data }); // as saveSnapshot + compact: the snapshot matches the log
+    // MemoryStorage dropped the log up to the snapshot; keep the retained tail like a real compaction would:
+    raft.compact(meta, retainEntries);
+  }
+
+  #restoreState(node: SimNode, snap: SimSnapshot): void {
+    const text = new TextDecoder().decode(snap.data[0]);
+    const [index, hash] = text.split(':').map(Number);
+    if (index !== snap.meta.index || hash === undefined) throw new Error(`bad simulated snapshot ${text}`);
+    const expected = this.#stateAt.get(index);
+    if (expected !== undefined && expected !== hash) {
+      throw new SafetyViolation(
+        `State Machine Safety: ${node.id} restored a snapshot at ${index} unlike the applied state`,
+      );
+    }
+    node.appliedIndex = index;
+    node.stateHash = hash;
   }
 
   // -----------------------------------------------------------------------------------------------------------
@@ -240,6 +359,22 @@ export class Simulator {
   }
 
   #crash(node: SimNode): void {
+    const pending = node.pending;
+    if (pending !== null) {
+      // The write in progress is lost, or a prefix of it reached the disk (a torn write): entries in order, then the
+      // hard state. Nothing that depends on it was sent.
+      const { rd } = pending;
+      const records = rd.entries.length + (rd.hardState === undefined ? 0 : 1);
+      const kept = this.#rng.int(0, records + 1);
+      if (kept > 0) {
+        if (rd.snapshot !== undefined) this.#install(node, rd.snapshot);
+        const entries = rd.entries.slice(0, kept);
+        this.#write(node, kept > rd.entries.length ? rd.hardState : undefined, entries);
+      }
+      this.#event(`${node.id} lost ${records - kept} of ${records} unsynced records`);
+    }
+    node.pending = null;
+    node.staged = null;
     node.raft = null;
     this.#pending.delete(node.id); // A crashed leader acknowledges nothing more.
     this.#event(`${node.id} crashed`);
@@ -249,8 +384,10 @@ export class Simulator {
   #boot(node: SimNode): void {
     const stored = node.storage.snapshot();
     node.appliedIndex = 0;
-    node.chain = [0];
-    for (const e of stored.entries) node.chain.push(chainHash(node.chain[node.chain.length - 1] ?? 0, e));
+    node.stateHash = 0;
+    const snap = node.storage.snapshotData();
+    if (snap !== null) this.#restoreState(node, snap);
+    this.#rebuildChain(node);
     node.raft = new Raft({
       id: node.id,
       voters: this.#ids,
@@ -259,6 +396,7 @@ export class Simulator {
       heartbeatTicks,
       random: new SeededRandom(this.#rng.next()),
       hardState: stored.hardState,
+      snapshot: stored.snapshot,
       entries: stored.entries,
       limits: { maxBatchEntries: 8, maxInflightMessages: 4 },
       log: (line) => this.#event(line),
@@ -308,7 +446,17 @@ export class Simulator {
 
   /** Leader Completeness: a leader's log holds every entry committed in earlier terms (§5.4). */
   #checkLeaderCompleteness(node: SimNode, raft: Raft): void {
-    for (let i = 1; i < this.#committed.length; i++) {
+    const { index: offset, term: offsetTerm } = raft.log.offset();
+    if (
+      offset > 0 &&
+      this.#committed[offset] !== undefined &&
+      !this.#committed[offset]?.startsWith(`${offsetTerm}:`)
+    ) {
+      throw new SafetyViolation(
+        `Leader Completeness: ${node.id}'s snapshot at ${offset} has term ${offsetTerm}`,
+      );
+    }
+    for (let i = offset + 1; i < this.#committed.length; i++) {
       const entry = raft.log.entry(i);
       const have = entry === undefined ? 'nothing' : entryKey(entry);
       if (have !== this.#committed[i]) {
@@ -327,10 +475,12 @@ export class Simulator {
   #checkLogMatching(node: SimNode, written: readonly Entry[]): void {
     const first = written[0];
     if (first === undefined) return;
-    node.chain.length = first.index;
+    for (const index of node.chain.keys()) if (index >= first.index) node.chain.delete(index);
     for (const entry of written) {
-      const hash = chainHash(node.chain[entry.index - 1] ?? 0, entry);
-      node.chain.push(hash);
+      const before = node.chain.get(entry.index - 1);
+      if (before === undefined) throw new Error(`${node.id}: wrote ${entry.index} without its predecessor`);
+      const hash = chainHash(before, entry);
+      node.chain.set(entry.index, hash);
       const key = `${entry.index}:${entry.term}`;
       const seen = this.#chainAt.get(key);
       if (seen === undefined) this.#chainAt.set(key, hash);
@@ -348,6 +498,14 @@ export class Simulator {
       throw new SafetyViolation(`${node.id} applied index ${entry.index} after ${node.appliedIndex}`);
     }
     node.appliedIndex = entry.index;
+    node.stateHash = chainHash(node.stateHash, entry);
+    const seenState = this.#stateAt.get(entry.index);
+    if (seenState === undefined) this.#stateAt.set(entry.index, node.stateHash);
+    else if (seenState !== node.stateHash) {
+      throw new SafetyViolation(
+        `State Machine Safety: ${node.id}'s state after ${entry.index} differs from others'`,
+      );
+    }
     const key = entryKey(entry);
     const known = this.#committed[entry.index];
     if (known === undefined) this.#committed[entry.index] = key;
@@ -400,6 +558,28 @@ export class Simulator {
   }
 
   // -----------------------------------------------------------------------------------------------------------
+
+  #reportSnapshot(message: Message, delivered: boolean): void {
+    const sender = this.#node(message.from);
+    // Its Ready is handled on its next tick: it may be in the middle of handling one now.
+    sender.raft?.reportSnapshot(message.to, delivered);
+  }
+
+  /** Recomputes the node's log hash chain from what its storage holds. */
+  #rebuildChain(node: SimNode): void {
+    const stored = node.storage.snapshot();
+    node.chain = new Map([[0, 0]]);
+    if (stored.snapshot !== null) node.chain.set(stored.snapshot.index, this.#chainOf(stored.snapshot));
+    for (const e of stored.entries) node.chain.set(e.index, chainHash(node.chain.get(e.index - 1) ?? 0, e));
+  }
+
+  /** The chain hash of the committed log prefix ending at a snapshot's last entry. */
+  #chainOf(meta: SnapshotMeta): number {
+    const hash = this.#chainAt.get(`${meta.index}:${meta.term}`);
+    if (hash === undefined)
+      throw new Error(`no log was ever stored up to snapshot ${meta.index}/${meta.term}`);
+    return hash;
+  }
 
   #node(id: NodeId): SimNode {
     const node = this.#nodes.find((n) => n.id === id);

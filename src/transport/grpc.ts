@@ -5,19 +5,39 @@
 // Delivery is best effort, as the Transport interface allows: when a peer is unreachable or its stream is
 // backpressured, messages are dropped and counted, and Raft's own retries (heartbeats, re-sent AppendEntries,
 // repeated elections) recover. Messages on one stream arrive in order.
+//
+// Snapshots (InstallSnapshot, Raft paper §7) do not travel on that stream: sendSnapshot() opens a
+// rafting.v1.Raft/InstallSnapshot call of its own, on a connection of its own, and streams a header, the data in
+// chunks of at most `snapshotChunkBytes` and a trailer with the CRC-32 of the data. Both sides move the data only as
+// fast as the other takes it (HTTP/2 flow control), so neither ever holds more than a few chunks of it. Unlike
+// messages, a snapshot's delivery is confirmed: the receiver answers with a SnapshotAck once it has stored it.
 
 import * as grpc from '@grpc/grpc-js';
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
-import type { Message, NodeId } from '../raft/types.js';
+import type { InstallSnapshot, Message, NodeId } from '../raft/types.js';
+import type { SnapshotSource } from '../storage/storage.js';
+import { crc32 } from './crc32.js';
 import {
   Batch,
   EntryType,
   RaftService,
+  SnapshotChunk,
   type Envelope,
   type RaftServer,
+  type SnapshotAck,
+  type SnapshotHeader,
   type StreamClosed,
 } from './gen/raft.js';
-import type { PeerAddress, Transport } from './transport.js';
+import {
+  CallReader,
+  encodeControlChunk,
+  encodeDataChunk,
+  errorMessage,
+  IncomingSnapshot,
+  limitReadAhead,
+  rechunk,
+} from './snapshot.js';
+import type { PeerAddress, SnapshotHandler, Transport } from './transport.js';
 
 /** The logging the transport needs; a pino logger fits. */
 export interface Logger {
@@ -50,6 +70,15 @@ export interface GrpcTransportOptions {
   readonly reconnectBackoffMaxMs?: number;
   /** close() waits this long for open calls to finish before forcing the server down. Default 500 ms. */
   readonly shutdownGraceMs?: number;
+  /**
+   * Largest data chunk of an outgoing snapshot: sendSnapshot() cuts larger pieces of the source. Must leave room
+   * for the framing within maxMessageBytes. Default 1 MiB (less if maxMessageBytes is smaller).
+   */
+  readonly snapshotChunkBytes?: number;
+  /** An outgoing snapshot transfer that has not been acknowledged after this long fails. Default 10 minutes. */
+  readonly snapshotTimeoutMs?: number;
+  /** Incoming snapshots announcing more bytes than this are refused. Default 64 GiB. */
+  readonly maxSnapshotBytes?: number;
 }
 
 /** Counters since the transport was created (for metrics and tests). */
@@ -76,6 +105,16 @@ export interface GrpcTransportStats {
   readonly streamsOpened: number;
   /** Outgoing streams that ended with an error status (peer down, restarted, rejected us...). */
   readonly streamFailures: number;
+  /** Outgoing snapshot transfers the peer acknowledged (sendSnapshot() resolved). */
+  readonly snapshotsSent: number;
+  /** Incoming snapshot transfers stored and acknowledged (onSnapshot resolved after reading all the data). */
+  readonly snapshotsReceived: number;
+  /**
+   * Snapshot transfers that failed: sendSnapshot() calls that rejected, and incoming transfers handed to onSnapshot
+   * that were not acknowledged (bad data, broken call, onSnapshot rejected). Incoming calls refused before that
+   * (wrong cluster, unknown sender...) count in rejectedStreams.
+   */
+  readonly snapshotsFailed: number;
 }
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
@@ -89,6 +128,18 @@ const DEFAULT_MAX_QUEUED_BATCHES = 256;
 const DEFAULT_BACKOFF_MIN_MS = 50;
 const DEFAULT_BACKOFF_MAX_MS = 1000;
 const DEFAULT_SHUTDOWN_GRACE_MS = 500;
+const DEFAULT_SNAPSHOT_CHUNK_BYTES = 1024 * 1024;
+const DEFAULT_SNAPSHOT_TIMEOUT_MS = 10 * 60 * 1000;
+const DEFAULT_MAX_SNAPSHOT_BYTES = 64 * 1024 * 1024 * 1024;
+/** Room for a data chunk's framing (tag and length) within a gRPC message. */
+const SNAPSHOT_CHUNK_OVERHEAD = 16;
+/**
+ * Outgoing snapshot chunks written to the call but not yet taken by HTTP/2 (so bounded by the peer's flow control)
+ * before sendSnapshot() reads more of the source. Enough to keep the connection busy.
+ */
+const SNAPSHOT_WRITE_WINDOW = 4;
+/** Incoming snapshot chunks read ahead of the consumer (see limitReadAhead). */
+const SNAPSHOT_READ_AHEAD = 2;
 /** The batch writer's buffer is reused across batches up to this size. */
 const WRITER_KEEP_BYTES = 1024 * 1024;
 /** A repeated warning (same key) is logged at most this often; the suppressed count goes with the next one. */
@@ -116,6 +167,14 @@ interface PeerLink {
 
 type State = 'new' | 'starting' | 'running' | 'closed';
 
+/** An outgoing snapshot transfer, registered for its peer while it runs. */
+interface OutgoingSnapshot {
+  /** Why it was aborted (the transport closed), or null. */
+  aborted: string | null;
+  /** Cancels the call; set once it is open. */
+  cancel: () => void;
+}
+
 /** The Raft transport over gRPC (HTTP/2), one client-streaming call per ordered pair of nodes. */
 export class GrpcTransport implements Transport {
   private readonly self: NodeId;
@@ -127,10 +186,17 @@ export class GrpcTransport implements Transport {
   private readonly backoffMinMs: number;
   private readonly backoffMaxMs: number;
   private readonly shutdownGraceMs: number;
+  private readonly snapshotChunkBytes: number;
+  private readonly snapshotTimeoutMs: number;
+  private readonly maxSnapshotBytes: number;
   private readonly links = new Map<NodeId, PeerLink>();
   private readonly channelOptions: grpc.ChannelOptions;
-  /** Ends each open incoming call (with OK) — used by close(). */
+  /** Ends each open incoming call — used by close(). */
   private readonly incoming = new Set<() => void>();
+  /** Outgoing snapshot transfers by peer: at most one per peer. */
+  private readonly outgoingSnapshots = new Map<NodeId, OutgoingSnapshot>();
+  /** Peers with an incoming snapshot transfer running: at most one per peer. */
+  private readonly incomingSnapshots = new Set<NodeId>();
   private readonly counters: Mutable<GrpcTransportStats> = {
     sentBatches: 0,
     sentMessages: 0,
@@ -141,6 +207,9 @@ export class GrpcTransport implements Transport {
     rejectedStreams: 0,
     streamsOpened: 0,
     streamFailures: 0,
+    snapshotsSent: 0,
+    snapshotsReceived: 0,
+    snapshotsFailed: 0,
   };
   private readonly warned = new Map<string, { at: number; suppressed: number }>();
   /** Reused for every batch: finish() copies the bytes out and keeps the grown buffer for the next batch. */
@@ -149,6 +218,7 @@ export class GrpcTransport implements Transport {
   private server: grpc.Server | null = null;
   private boundPort: number | null = null;
   private onMessage: (message: Message) => void = () => {};
+  private onSnapshot: SnapshotHandler | null = null;
   private closing: Promise<void> | null = null;
 
   constructor(options: GrpcTransportOptions) {
@@ -161,6 +231,21 @@ export class GrpcTransport implements Transport {
     this.backoffMinMs = options.reconnectBackoffMinMs ?? DEFAULT_BACKOFF_MIN_MS;
     this.backoffMaxMs = Math.max(this.backoffMinMs, options.reconnectBackoffMaxMs ?? DEFAULT_BACKOFF_MAX_MS);
     this.shutdownGraceMs = options.shutdownGraceMs ?? DEFAULT_SHUTDOWN_GRACE_MS;
+    this.snapshotChunkBytes =
+      options.snapshotChunkBytes ??
+      Math.max(1, Math.min(DEFAULT_SNAPSHOT_CHUNK_BYTES, this.maxMessageBytes - SNAPSHOT_CHUNK_OVERHEAD));
+    this.snapshotTimeoutMs = options.snapshotTimeoutMs ?? DEFAULT_SNAPSHOT_TIMEOUT_MS;
+    this.maxSnapshotBytes = options.maxSnapshotBytes ?? DEFAULT_MAX_SNAPSHOT_BYTES;
+    if (
+      !Number.isSafeInteger(this.snapshotChunkBytes) ||
+      this.snapshotChunkBytes < 1 ||
+      this.snapshotChunkBytes + SNAPSHOT_CHUNK_OVERHEAD > this.maxMessageBytes
+    ) {
+      throw new Error(
+        `GrpcTransport: snapshotChunkBytes must be an integer from 1 to maxMessageBytes - ${SNAPSHOT_CHUNK_OVERHEAD} ` +
+          `(${this.maxMessageBytes - SNAPSHOT_CHUNK_OVERHEAD}), not ${this.snapshotChunkBytes}`,
+      );
+    }
     for (const peer of options.peers) {
       if (peer.id === this.self) continue;
       if (this.links.has(peer.id)) throw new Error(`GrpcTransport: peer ${peer.id} is listed twice`);
@@ -204,18 +289,22 @@ export class GrpcTransport implements Transport {
     return { ...this.counters };
   }
 
-  async start(onMessage: (message: Message) => void): Promise<void> {
+  async start(onMessage: (message: Message) => void, onSnapshot?: SnapshotHandler): Promise<void> {
     if (this.state !== 'new')
       throw new Error(`GrpcTransport(${this.self}): start() called twice or after close()`);
     this.state = 'starting';
     this.onMessage = onMessage;
+    this.onSnapshot = onSnapshot ?? null;
     const server = new grpc.Server({
       'grpc.max_send_message_length': this.maxMessageBytes,
       'grpc.max_receive_message_length': this.maxMessageBytes,
       'grpc.keepalive_time_ms': 10_000,
       'grpc.keepalive_timeout_ms': 5_000,
     });
-    const implementation: RaftServer = { stream: (call, callback) => this.serveStream(call, callback) };
+    const implementation: RaftServer = {
+      stream: (call, callback) => this.serveStream(call, callback),
+      installSnapshot: (call, callback) => this.serveInstallSnapshot(call, callback),
+    };
     server.addService(serverDefinition, implementation);
     try {
       this.boundPort = await new Promise<number>((resolve, reject) => {
@@ -249,6 +338,15 @@ export class GrpcTransport implements Transport {
     }
     let touched: PeerLink[] | null = null;
     for (const message of messages) {
+      if (message.type === 'InstallSnapshot') {
+        this.counters.droppedMessages++;
+        this.warnThrottled(
+          `install-snapshot:${message.to}`,
+          { to: message.to },
+          'dropping an InstallSnapshot message given to send(): snapshots go through sendSnapshot()',
+        );
+        continue;
+      }
       const link = this.links.get(message.to);
       if (link === undefined) {
         this.counters.droppedMessages++;
@@ -287,6 +385,50 @@ export class GrpcTransport implements Transport {
       link.outbox = [];
       if (envelopes.length > 0) this.write(link, envelopes);
     }
+  }
+
+  async sendSnapshot(message: InstallSnapshot, source: SnapshotSource): Promise<void> {
+    const peer = message.to;
+    const fail = (reason: string, cause?: unknown): Error => {
+      this.counters.snapshotsFailed++;
+      const error = new Error(
+        `snapshot transfer to ${peer}: ${reason}`,
+        cause === undefined ? {} : { cause },
+      );
+      this.log.warn({ peer, index: message.snapshot.index, term: message.snapshot.term }, error.message);
+      return error;
+    };
+    // Everything up to the registration below runs synchronously, so that a second call for the same peer
+    // always finds the first one registered.
+    if (this.state !== 'running') throw fail(`transport of ${this.self} is not running`);
+    const link = this.links.get(peer);
+    if (link === undefined) throw fail('unknown peer');
+    if (message.from !== this.self) throw fail(`message is from ${message.from}, this is ${this.self}`);
+    const { index, term } = message.snapshot;
+    if (source.meta.index !== index || source.meta.term !== term) {
+      throw fail(
+        `message is for snapshot index ${index} term ${term}, ` +
+          `the source holds index ${source.meta.index} term ${source.meta.term}`,
+      );
+    }
+    if (!Number.isSafeInteger(source.size) || source.size < 0)
+      throw fail(`invalid source size ${source.size}`);
+    if (this.outgoingSnapshots.has(peer)) throw fail('a transfer to this peer is already running');
+    const transfer: OutgoingSnapshot = { aborted: null, cancel: () => {} };
+    this.outgoingSnapshots.set(peer, transfer);
+    const started = performance.now();
+    try {
+      await this.transferSnapshot(link, message, source, transfer);
+    } catch (err) {
+      throw fail(errorMessage(err), err);
+    } finally {
+      this.outgoingSnapshots.delete(peer);
+    }
+    this.counters.snapshotsSent++;
+    this.log.info(
+      { peer, index, term, bytes: source.size, ms: Math.round(performance.now() - started) },
+      'snapshot sent',
+    );
   }
 
   close(): Promise<void> {
@@ -527,10 +669,318 @@ export class GrpcTransport implements Transport {
     );
   }
 
+  // ---- snapshots ----
+
+  /**
+   * Streams `source` to the peer on an InstallSnapshot call of its own, on a connection of its own (a new
+   * grpc.Client: the channel options make every client use its own connection), so that the snapshot's data never
+   * queue behind or in front of the peer's message stream. Resolves when the peer acknowledges the snapshot as
+   * stored; throws otherwise.
+   */
+  private async transferSnapshot(
+    link: PeerLink,
+    message: InstallSnapshot,
+    source: SnapshotSource,
+    transfer: OutgoingSnapshot,
+  ): Promise<void> {
+    const client = new grpc.Client(link.address, grpc.credentials.createInsecure(), this.channelOptions);
+    try {
+      // How the call ended (the peer's answer or an error status), once it has.
+      let outcome: { error: grpc.ServiceError | null; ack: SnapshotAck | undefined } | null = null;
+      let signalEnd: () => void = () => {};
+      const ended = new Promise<void>((resolve) => (signalEnd = resolve));
+      // Interrupts a wait for the source (set only during one).
+      let interruptRead: (() => void) | null = null;
+      // Woken by every event that may let a waiting write go on: a write taken, 'drain', the end of the call.
+      let waiter: (() => void) | null = null;
+      const wake = (): void => {
+        const w = waiter;
+        waiter = null;
+        w?.();
+      };
+      const metadata = new grpc.Metadata();
+      metadata.set(CLUSTER_HEADER, this.clusterId);
+      metadata.set(FROM_HEADER, this.self);
+      const call = client.makeClientStreamRequest<Buffer, SnapshotAck>(
+        RaftService.installSnapshot.path,
+        (bytes: Buffer) => bytes, // encoded (and copied) by the loop below
+        RaftService.installSnapshot.responseDeserialize,
+        metadata,
+        { deadline: Date.now() + this.snapshotTimeoutMs },
+        (error, ack) => {
+          outcome = { error, ack };
+          signalEnd();
+          interruptRead?.();
+          wake();
+        },
+      );
+      transfer.cancel = () => call.cancel();
+      if (transfer.aborted !== null) call.cancel();
+      call.on('error', (err: Error) => this.log.debug({ peer: link.id, err }, 'snapshot call error'));
+
+      // Backpressure: at most SNAPSHOT_WRITE_WINDOW chunks wait in the call (a write's callback runs once HTTP/2
+      // has taken the chunk, which the peer's flow-control window paces), and never more once write() asks us to
+      // wait for 'drain'.
+      let unsent = 0;
+      let needDrain = false;
+      call.on('drain', () => {
+        needDrain = false;
+        wake();
+      });
+      const write = async (bytes: Buffer): Promise<void> => {
+        unsent++;
+        const ok = call.write(bytes, () => {
+          unsent--;
+          wake();
+        });
+        if (!ok) needDrain = true;
+        while (outcome === null && (needDrain || unsent >= SNAPSHOT_WRITE_WINDOW)) {
+          await new Promise<void>((resolve) => (waiter = resolve));
+        }
+      };
+
+      const header: SnapshotHeader = {
+        clusterId: this.clusterId,
+        from: this.self,
+        to: link.id,
+        term: message.term,
+        snapshotIndex: message.snapshot.index,
+        snapshotTerm: message.snapshot.term,
+        size: source.size,
+      };
+      await write(encodeControlChunk({ $case: 'header', value: header }));
+      let sent = 0;
+      let crc = 0;
+      let complete = false;
+      let pieces: AsyncIterator<Uint8Array> | null = null;
+      try {
+        pieces = rechunk(source.chunks(), this.snapshotChunkBytes)[Symbol.asyncIterator]();
+        while (outcome === null) {
+          // A source that stalls must not outlive the call (deadline, peer gone, close()). Not Promise.race with
+          // `ended`: each race would leave a reaction on `ended`, keeping every chunk alive until the call ends.
+          const iterator = pieces;
+          const next = await new Promise<IteratorResult<Uint8Array> | 'ended'>((resolve, reject) => {
+            interruptRead = () => resolve('ended');
+            iterator.next().then(resolve, reject);
+          });
+          interruptRead = null;
+          if (next === 'ended') break;
+          if (next.done === true) {
+            complete = true;
+            break;
+          }
+          const data = next.value;
+          sent += data.length;
+          if (sent > source.size)
+            throw new Error(`the source holds more than its size of ${source.size} bytes`);
+          crc = crc32(data, crc);
+          await write(encodeDataChunk(data));
+        }
+        if (complete && sent !== source.size) {
+          throw new Error(`the source holds ${sent} bytes, but its size is ${source.size}`);
+        }
+      } catch (err) {
+        call.cancel();
+        throw new Error(`reading the snapshot failed: ${errorMessage(err)}`, { cause: err });
+      } finally {
+        if (!complete) pieces?.return?.().catch(() => {});
+      }
+      if (complete) {
+        await write(encodeControlChunk({ $case: 'trailer', value: { crc32: crc } }));
+        call.end();
+      }
+      await ended;
+      const result = outcome as { error: grpc.ServiceError | null; ack: SnapshotAck | undefined } | null;
+      if (transfer.aborted !== null) throw new Error(transfer.aborted);
+      if (result === null) throw new Error('the call ended without a result'); // cannot happen: `ended` resolved
+      if (result.error !== null) {
+        throw new Error(`${grpc.status[result.error.code]}: ${result.error.details}`, {
+          cause: result.error,
+        });
+      }
+      if (result.ack?.accepted !== true) {
+        throw new Error(`${link.id} refused it: ${result.ack?.error || 'no reason given'}`);
+      }
+      if (!complete) throw new Error(`${link.id} acknowledged it before the end of the data`);
+    } finally {
+      client.close();
+    }
+  }
+
+  private serveInstallSnapshot(
+    call: grpc.ServerReadableStream<SnapshotChunk, SnapshotAck>,
+    callback: grpc.sendUnaryData<SnapshotAck>,
+  ): void {
+    let ended = false;
+    const end = (status: Partial<grpc.StatusObject> | null, ack?: SnapshotAck): void => {
+      if (ended) return;
+      ended = true;
+      this.incoming.delete(shutdown);
+      if (status === null) callback(null, ack);
+      else callback(status);
+    };
+    const reject = (code: grpc.status, details: string, fields: object): void => {
+      this.counters.rejectedStreams++;
+      this.warnThrottled(`reject:${code}:${details}`, { ...fields, code: grpc.status[code] }, details);
+      end({ code, details });
+    };
+    let reader: CallReader<SnapshotChunk> | null = null;
+    const shutdown = (): void => {
+      const details = `node ${this.self} is shutting down`;
+      reader?.fail(new Error(details));
+      end({ code: grpc.status.UNAVAILABLE, details });
+    };
+    // The sender went away (cancelled, deadline, connection lost), or we answered: nothing more to answer.
+    call.on('cancelled', () => {
+      ended = true;
+      this.incoming.delete(shutdown);
+      reader?.fail(new Error('the call was cancelled (sender gone, deadline exceeded or connection lost)'));
+    });
+    call.on('error', (err: Error) => {
+      this.log.debug({ err, remote: call.getPeer() }, 'incoming snapshot call error');
+      reader?.fail(err);
+    });
+
+    if (this.state !== 'running') {
+      end({ code: grpc.status.UNAVAILABLE, details: `node ${this.self} is not running` });
+      return;
+    }
+    const remote = call.getPeer();
+    const cluster = firstString(call.metadata.get(CLUSTER_HEADER));
+    const from = firstString(call.metadata.get(FROM_HEADER));
+    if (cluster !== this.clusterId) {
+      reject(
+        grpc.status.FAILED_PRECONDITION,
+        `cluster id mismatch: snapshot from ${JSON.stringify(from)} is for cluster ${JSON.stringify(cluster)}, ` +
+          `node ${this.self} is in cluster ${JSON.stringify(this.clusterId)}`,
+        { remote },
+      );
+      return;
+    }
+    if (from === undefined || !this.links.has(from)) {
+      reject(
+        grpc.status.PERMISSION_DENIED,
+        `unknown node id ${JSON.stringify(from)}: not a peer of ${this.self} in cluster ${JSON.stringify(this.clusterId)}`,
+        { remote },
+      );
+      return;
+    }
+    const onSnapshot = this.onSnapshot;
+    if (onSnapshot === null) {
+      reject(grpc.status.UNIMPLEMENTED, `node ${this.self} does not accept snapshots`, { remote, from });
+      return;
+    }
+    if (this.incomingSnapshots.has(from)) {
+      reject(grpc.status.RESOURCE_EXHAUSTED, `a snapshot transfer from ${from} is already running`, {
+        remote,
+        from,
+      });
+      return;
+    }
+    this.incomingSnapshots.add(from);
+    this.incoming.add(shutdown);
+    // Before anything reads the call (the reader starts reading at once).
+    limitReadAhead(call, SNAPSHOT_READ_AHEAD);
+    reader = new CallReader<SnapshotChunk>(call);
+    void this.receiveSnapshot(from, remote, reader, onSnapshot, reject, end).finally(() =>
+      this.incomingSnapshots.delete(from),
+    );
+  }
+
+  private async receiveSnapshot(
+    from: NodeId,
+    remote: string,
+    reader: CallReader<SnapshotChunk>,
+    onSnapshot: SnapshotHandler,
+    reject: (code: grpc.status, details: string, fields: object) => void,
+    end: (status: Partial<grpc.StatusObject> | null, ack?: SnapshotAck) => void,
+  ): Promise<void> {
+    let first: SnapshotChunk | null;
+    try {
+      first = await reader.next();
+    } catch {
+      return; // cancelled or shutting down: answered already or nobody to answer
+    }
+    if (first?.part?.$case !== 'header') {
+      reject(grpc.status.INVALID_ARGUMENT, `snapshot from ${from}: the first message is not a header`, {
+        remote,
+      });
+      return;
+    }
+    const header = first.part.value;
+    if (header.clusterId !== this.clusterId) {
+      reject(
+        grpc.status.FAILED_PRECONDITION,
+        `cluster id mismatch: snapshot header from ${JSON.stringify(from)} is for cluster ` +
+          `${JSON.stringify(header.clusterId)}, node ${this.self} is in cluster ${JSON.stringify(this.clusterId)}`,
+        { remote },
+      );
+      return;
+    }
+    if (header.from !== from) {
+      reject(
+        grpc.status.PERMISSION_DENIED,
+        `sender mismatch: snapshot header from ${JSON.stringify(header.from)} on the call of ${JSON.stringify(from)}`,
+        { remote },
+      );
+      return;
+    }
+    if (header.to !== this.self) {
+      reject(
+        grpc.status.FAILED_PRECONDITION,
+        `snapshot from ${from} is addressed to node ${JSON.stringify(header.to)}, this is node ${this.self}`,
+        { remote },
+      );
+      return;
+    }
+    if (header.size > this.maxSnapshotBytes) {
+      reject(
+        grpc.status.RESOURCE_EXHAUSTED,
+        `snapshot from ${from} announces ${header.size} bytes, more than the maximum of ${this.maxSnapshotBytes}`,
+        { remote },
+      );
+      return;
+    }
+    const snapshot = { index: header.snapshotIndex, term: header.snapshotTerm };
+    const message: InstallSnapshot = {
+      type: 'InstallSnapshot',
+      from,
+      to: this.self,
+      term: header.term,
+      snapshot,
+    };
+    const chunks = new IncomingSnapshot(reader, header);
+    const started = performance.now();
+    let refusal: string | null = null;
+    try {
+      await onSnapshot(message, chunks);
+    } catch (err) {
+      refusal = errorMessage(err);
+    }
+    // The handler may have swallowed the data's failure, or stopped reading early: the snapshot is not whole.
+    if (refusal === null && chunks.failure !== null) refusal = chunks.failure.message;
+    if (refusal === null && !chunks.complete) {
+      refusal = `node ${this.self} stopped reading after ${chunks.bytes} of ${header.size} bytes`;
+    }
+    const fields = { from, ...snapshot, bytes: chunks.bytes, size: header.size };
+    if (refusal === null) {
+      this.counters.snapshotsReceived++;
+      this.log.info({ ...fields, ms: Math.round(performance.now() - started) }, 'snapshot received');
+    } else {
+      this.counters.snapshotsFailed++;
+      this.log.warn({ ...fields, error: refusal }, 'incoming snapshot failed');
+    }
+    end(null, { accepted: refusal === null, error: refusal ?? '' });
+  }
+
   // ---- shutdown ----
 
   private async shutdown(): Promise<void> {
     this.state = 'closed';
+    for (const transfer of this.outgoingSnapshots.values()) {
+      transfer.aborted ??= `transport of ${this.self} closed`;
+      transfer.cancel();
+    }
     for (const link of this.links.values()) {
       link.call?.cancel();
       link.call = null;
@@ -570,15 +1020,20 @@ export class GrpcTransport implements Transport {
 }
 
 /**
- * The generated service, except that batches are decoded from a plain Uint8Array view of the received Buffer, so
- * that entry data come out as plain Uint8Array views (as the core's types say) rather than Buffers, whose slice()
- * shares memory where Uint8Array's copies.
+ * The generated service, except that batches and snapshot chunks are decoded from a plain Uint8Array view of the
+ * received Buffer, so that entry data and snapshot data come out as plain Uint8Array views (as the core's types
+ * say) rather than Buffers, whose slice() shares memory where Uint8Array's copies.
  */
 const serverDefinition = {
   stream: {
     ...RaftService.stream,
     requestDeserialize: (buffer: Buffer): Batch =>
       Batch.decode(new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength)),
+  },
+  installSnapshot: {
+    ...RaftService.installSnapshot,
+    requestDeserialize: (buffer: Buffer): SnapshotChunk =>
+      SnapshotChunk.decode(new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength)),
   },
 } satisfies grpc.ServiceDefinition;
 
@@ -607,6 +1062,9 @@ export function toEnvelope(message: Message): Envelope | undefined {
       return { from, to, term, body: { $case: 'appendEntries', value: message } };
     case 'AppendEntriesResponse':
       return { from, to, term, body: { $case: 'appendEntriesResponse', value: message } };
+    case 'InstallSnapshot':
+      // Never an envelope: the snapshot travels on its own call (sendSnapshot).
+      return undefined;
     default: {
       const _unknown: never = message;
       return undefined;

@@ -19,9 +19,14 @@ import {
   Envelope,
   RequestVote,
   RequestVoteResponse,
+  SnapshotAck,
+  SnapshotChunk,
+  SnapshotHeader,
+  SnapshotTrailer,
   StreamClosed,
   TimeoutNow,
 } from './gen/raft.js';
+import { encodeControlChunk, encodeDataChunk } from './snapshot.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const genDir = 'src/transport/gen';
@@ -182,13 +187,82 @@ describe('encode/decode round trip', () => {
     ]);
   });
 
-  it('skips unknown fields: an envelope with a future body (field 9, InstallSnapshot) has no body', () => {
+  it('skips unknown fields: an envelope with a body this node does not know (reserved field 9) has no body', () => {
     const w = new BinaryWriter();
     w.uint32(0x0a).string('a').uint32(0x12).string('b').uint32(0x18).uint64(9);
     w.uint32((9 << 3) | 2).bytes(new Uint8Array([0x08, 0x01]));
     const decoded = Envelope.decode(w.finish());
     expect(decoded).toEqual({ from: 'a', to: 'b', term: 9, body: undefined });
     expect(fromEnvelope(decoded)).toMatch(/no body/);
+  });
+
+  it('snapshot messages: SnapshotHeader, SnapshotTrailer, SnapshotChunk (each part) and SnapshotAck', () => {
+    const header: SnapshotHeader = {
+      clusterId: 'c1',
+      from: 'n1',
+      to: 'n2',
+      term: 9,
+      snapshotIndex: big,
+      snapshotTerm: 7,
+      size: 64 * 1024 ** 3,
+    };
+    expect(roundTrip(SnapshotHeader, header)).toEqual(header);
+    for (const crc32 of [0, 1, 0x7fffffff, 0x80000000, 0xffffffff]) {
+      expect(roundTrip(SnapshotTrailer, { crc32 })).toEqual({ crc32 });
+    }
+    const chunks: SnapshotChunk[] = [
+      { part: { $case: 'header', value: header } },
+      { part: { $case: 'data', value: new Uint8Array([0, 1, 2, 255]) } },
+      { part: { $case: 'data', value: new Uint8Array(300_000).fill(3) } },
+      { part: { $case: 'data', value: new Uint8Array(0) } },
+      { part: { $case: 'trailer', value: { crc32: 0xdeadbeef } } },
+      { part: undefined },
+    ];
+    for (const chunk of chunks) expect(roundTrip(SnapshotChunk, chunk)).toEqual(chunk);
+    expect(roundTrip(SnapshotAck, { accepted: true, error: '' })).toEqual({ accepted: true, error: '' });
+    const refused: SnapshotAck = { accepted: false, error: 'snapshot from n1: checksum mismatch' };
+    expect(roundTrip(SnapshotAck, refused)).toEqual(refused);
+  });
+
+  it('encodes snapshot chunks as the generated code does, without the generated code’s copies', () => {
+    for (const length of [0, 1, 127, 128, 16_383, 16_384, 1024 * 1024]) {
+      const data = new Uint8Array(length).map((_, i) => i * 7);
+      const expected = SnapshotChunk.encode({ part: { $case: 'data', value: data } }).finish();
+      const encoded = encodeDataChunk(data);
+      expect(new Uint8Array(encoded)).toEqual(expected);
+      const view = new Uint8Array(encoded.buffer, encoded.byteOffset, encoded.byteLength);
+      expect(SnapshotChunk.decode(view).part).toEqual({ $case: 'data', value: data });
+    }
+    const trailer = { $case: 'trailer' as const, value: { crc32: 42 } };
+    expect(new Uint8Array(encodeControlChunk(trailer))).toEqual(
+      SnapshotChunk.encode({ part: trailer }).finish(),
+    );
+  });
+
+  it('pins the snapshot field numbers (golden bytes)', () => {
+    // SnapshotChunk: header=1 { cluster_id=1 "c", from=2 "a", to=3 "b", term=4 2, snapshot_index=5 3,
+    // snapshot_term=6 1, size=7 5 }
+    const header: SnapshotHeader = {
+      clusterId: 'c',
+      from: 'a',
+      to: 'b',
+      term: 2,
+      snapshotIndex: 3,
+      snapshotTerm: 1,
+      size: 5,
+    };
+    expect([...SnapshotChunk.encode({ part: { $case: 'header', value: header } }).finish()]).toEqual([
+      0x0a, 17, 0x0a, 1, 0x63, 0x12, 1, 0x61, 0x1a, 1, 0x62, 0x20, 2, 0x28, 3, 0x30, 1, 0x38, 5,
+    ]);
+    // data=2 [9]; trailer=3 { crc32=1 0xffffffff }
+    expect([...encodeDataChunk(new Uint8Array([9]))]).toEqual([0x12, 1, 9]);
+    expect([...encodeControlChunk({ $case: 'trailer', value: { crc32: 0xffffffff } })]).toEqual([
+      0x1a, 6, 0x08, 0xff, 0xff, 0xff, 0xff, 0x0f,
+    ]);
+    // SnapshotAck: accepted=1 true, error=2 "x"
+    expect([...SnapshotAck.encode({ accepted: true, error: 'x' }).finish()]).toEqual([
+      0x08, 1, 0x12, 1, 0x78,
+    ]);
   });
 
   it('refuses uint64 values a JS number cannot hold', () => {

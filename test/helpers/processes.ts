@@ -1,6 +1,8 @@
 // Real nodes as child processes, started with bin/rafting exactly as a user would.
 
 import { spawn, type ChildProcess } from 'node:child_process';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeTestConfig, type TestClusterFiles } from './config.js';
 import { request } from './http.js';
@@ -23,10 +25,18 @@ export class ProcessCluster {
   /** Everything each node printed, for the failure message of a test. */
   readonly logs = new Map<string, string[]>();
 
-  private constructor(readonly files: TestClusterFiles) {}
+  private constructor(
+    readonly files: TestClusterFiles,
+    /** With durable storage: each node keeps its state in `<dir>/<id>` (passed as --data-dir). */
+    readonly durable: boolean,
+  ) {}
 
-  static async start(size: number, extra: Record<string, number | string> = {}): Promise<ProcessCluster> {
-    const cluster = new ProcessCluster(await writeTestConfig(size, extra));
+  static async start(
+    size: number,
+    extra: Record<string, number | string> = {},
+    options: { durable?: boolean } = {},
+  ): Promise<ProcessCluster> {
+    const cluster = new ProcessCluster(await writeTestConfig(size, extra), options.durable ?? false);
     for (const id of cluster.files.ids) cluster.startNode(id);
     return cluster;
   }
@@ -41,7 +51,9 @@ export class ProcessCluster {
 
   startNode(id: string): void {
     if (this.#procs.has(id)) throw new Error(`${id} is already running`);
-    const child = spawn(process.execPath, [bin, '-n', id, '-c', this.files.configPath], {
+    const args = [bin, '-n', id, '-c', this.files.configPath];
+    if (this.durable) args.push('--data-dir', this.dataDir(id));
+    const child = spawn(process.execPath, args, {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     const log = this.logs.get(id) ?? [];
@@ -56,6 +68,16 @@ export class ProcessCluster {
       if (this.#procs.get(id) === child) this.#procs.delete(id);
     });
     this.#procs.set(id, child);
+  }
+
+  dataDir(id: string): string {
+    return join(this.files.dir, id);
+  }
+
+  /** Deletes a (stopped) node's data directory: the node comes back as a new, empty member. */
+  async wipe(id: string): Promise<void> {
+    if (this.#procs.has(id)) throw new Error(`${id} is running`);
+    await rm(this.dataDir(id), { recursive: true, force: true });
   }
 
   running(): string[] {
@@ -94,6 +116,7 @@ export class ProcessCluster {
 
   async stop(): Promise<void> {
     await Promise.all(this.running().map((id) => this.kill(id, 'SIGKILL')));
+    await rm(this.files.dir, { recursive: true, force: true });
   }
 
   /** The tail of every node's output, for diagnosing a failed test. */

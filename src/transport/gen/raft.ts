@@ -188,6 +188,93 @@ export interface Batch {
 export interface StreamClosed {
 }
 
+/**
+ * The first message of an InstallSnapshot call: which snapshot follows and how large it is. Together with the
+ * trailer it carries the arguments of the InstallSnapshot RPC (Raft paper Figure 13, §7), which a leader sends to a
+ * follower that lags behind the leader's compacted log: the entries the follower needs next were discarded and
+ * replaced by a snapshot of the state machine. Figure 13 sends the snapshot as a sequence of RPCs, each with an
+ * `offset`, a chunk of `data` and a `done` flag. Here one client-streaming call replaces that sequence: the stream
+ * keeps the chunks in order (no offset is needed) and the trailer plays the part of `done`.
+ */
+export interface SnapshotHeader {
+  /** The cluster's id, as in Batch. A node refuses a snapshot for another cluster (FAILED_PRECONDITION). */
+  readonly clusterId: string;
+  /**
+   * The sending node's id: Figure 13's `leaderId`. Must equal the call's x-rafting-from header and belong to a
+   * member of the receiver's cluster (PERMISSION_DENIED otherwise).
+   */
+  readonly from: string;
+  /** The receiving node's id. A node refuses a snapshot addressed to another node (FAILED_PRECONDITION). */
+  readonly to: string;
+  /** The leader's current term (Figure 13 `term`). */
+  readonly term: number;
+  /**
+   * The snapshot replaces all entries up to and including this index (Figure 13 `lastIncludedIndex`; the core's
+   * `snapshot.index`).
+   */
+  readonly snapshotIndex: number;
+  /** The term of the entry at `snapshot_index` (Figure 13 `lastIncludedTerm`; the core's `snapshot.term`). */
+  readonly snapshotTerm: number;
+  /**
+   * The total number of data bytes that follow, summed over all `data` messages. A node refuses a header that
+   * announces more than its configured maximum (RESOURCE_EXHAUSTED), and a stream that delivers more or fewer
+   * bytes than announced fails.
+   */
+  readonly size: number;
+}
+
+/** The last message of an InstallSnapshot call (Figure 13's `done = true`), sent after all the data. */
+export interface SnapshotTrailer {
+  /**
+   * CRC-32 (the IEEE 802.3 / zlib polynomial, as Node's zlib.crc32) of all data bytes in order. The receiver
+   * checks it, and the size from the header, before it reports the snapshot complete; on a mismatch the transfer
+   * fails and the receiver discards what it staged.
+   */
+  readonly crc32: number;
+}
+
+/**
+ * One message of an InstallSnapshot call: a header first, then any number of data chunks, then a trailer, then the
+ * sender half-closes. Anything else (data before the header, a second header, data after the trailer, an end
+ * without a trailer) fails the transfer.
+ *
+ * The chunks travel with HTTP/2 flow control: the sender writes a chunk only when the previous ones have been
+ * taken by the connection, and the receiver reads the next one only when its consumer (the storage writing the
+ * snapshot to disk) has taken the previous ones. So neither side ever holds the whole snapshot in memory, only a
+ * few chunks, however large the snapshot.
+ */
+export interface SnapshotChunk {
+  /** Exactly one is set. A message without one (for example a kind from a newer node) fails the transfer. */
+  readonly part:
+    | //
+    /** The first message. */
+    { readonly $case: "header"; readonly value: SnapshotHeader }
+    | //
+    /**
+     * The next bytes of the snapshot, in order. Each chunk is at most the sender's chunk size (1 MiB by default),
+     * far below gRPC's message size limit. Empty chunks are allowed and ignored.
+     */
+    { readonly $case: "data"; readonly value: Uint8Array }
+    | //
+    /** The last message. */
+    { readonly $case: "trailer"; readonly value: SnapshotTrailer }
+    | undefined;
+}
+
+/**
+ * The response that ends an InstallSnapshot call. It says whether the transport delivered the whole snapshot
+ * intact and the receiving node stored it; the Raft answer to the InstallSnapshot RPC (Figure 13's `term`) is an
+ * ordinary message on the receiver's own Stream (an AppendEntriesResponse, as in etcd/raft). A transfer refused
+ * before it started (another cluster, an unknown sender, a transfer from that sender already running, a snapshot
+ * too large) ends with an error status instead, as a rejected Stream does.
+ */
+export interface SnapshotAck {
+  /** True when the receiver has the whole snapshot, checked against the trailer, and stored it. */
+  readonly accepted: boolean;
+  /** Why not, when `accepted` is false: a checksum or size mismatch, a storage error... */
+  readonly error: string;
+}
+
 function createBaseEntry(): Entry {
   return { index: 0, term: 0, type: 0, data: new Uint8Array(0) };
 }
@@ -805,6 +892,291 @@ export const StreamClosed: MessageFns<StreamClosed> = {
   },
 };
 
+function createBaseSnapshotHeader(): SnapshotHeader {
+  return { clusterId: "", from: "", to: "", term: 0, snapshotIndex: 0, snapshotTerm: 0, size: 0 };
+}
+
+export const SnapshotHeader: MessageFns<SnapshotHeader> = {
+  encode(message: SnapshotHeader, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.clusterId !== "") {
+      writer.uint32(10).string(message.clusterId);
+    }
+    if (message.from !== "") {
+      writer.uint32(18).string(message.from);
+    }
+    if (message.to !== "") {
+      writer.uint32(26).string(message.to);
+    }
+    if (message.term !== 0) {
+      writer.uint32(32).uint64(message.term);
+    }
+    if (message.snapshotIndex !== 0) {
+      writer.uint32(40).uint64(message.snapshotIndex);
+    }
+    if (message.snapshotTerm !== 0) {
+      writer.uint32(48).uint64(message.snapshotTerm);
+    }
+    if (message.size !== 0) {
+      writer.uint32(56).uint64(message.size);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SnapshotHeader {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSnapshotHeader() as any;
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.clusterId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.from = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.to = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.term = longToNumber(reader.uint64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.snapshotIndex = longToNumber(reader.uint64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.snapshotTerm = longToNumber(reader.uint64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.size = longToNumber(reader.uint64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseSnapshotTrailer(): SnapshotTrailer {
+  return { crc32: 0 };
+}
+
+export const SnapshotTrailer: MessageFns<SnapshotTrailer> = {
+  encode(message: SnapshotTrailer, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.crc32 !== 0) {
+      writer.uint32(8).uint32(message.crc32);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SnapshotTrailer {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSnapshotTrailer() as any;
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.crc32 = reader.uint32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseSnapshotChunk(): SnapshotChunk {
+  return { part: undefined };
+}
+
+export const SnapshotChunk: MessageFns<SnapshotChunk> = {
+  encode(message: SnapshotChunk, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    switch (message.part?.$case) {
+      case "header":
+        SnapshotHeader.encode(message.part.value, writer.uint32(10).fork()).join();
+        break;
+      case "data":
+        writer.uint32(18).bytes(message.part.value);
+        break;
+      case "trailer":
+        SnapshotTrailer.encode(message.part.value, writer.uint32(26).fork()).join();
+        break;
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SnapshotChunk {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSnapshotChunk() as any;
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.part = { $case: "header", value: SnapshotHeader.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.part = { $case: "data", value: reader.bytes() };
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.part = { $case: "trailer", value: SnapshotTrailer.decode(reader, reader.uint32()) };
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseSnapshotAck(): SnapshotAck {
+  return { accepted: false, error: "" };
+}
+
+export const SnapshotAck: MessageFns<SnapshotAck> = {
+  encode(message: SnapshotAck, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.accepted !== false) {
+      writer.uint32(8).bool(message.accepted);
+    }
+    if (message.error !== "") {
+      writer.uint32(18).string(message.error);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): SnapshotAck {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseSnapshotAck() as any;
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.accepted = reader.bool();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
 /**
  * The peer service. Every node serves it and calls it on every other node.
  *
@@ -821,7 +1193,7 @@ export const StreamClosed: MessageFns<StreamClosed> = {
  * with backoff; Raft retries whatever matters.
  *
  * Stream metadata (request headers): `x-rafting-cluster` (the cluster id) and `x-rafting-from` (the sender's
- * node id). The receiver checks both before accepting any message.
+ * node id). The receiver checks both before accepting any message. InstallSnapshot calls carry the same headers.
  */
 export type RaftService = typeof RaftService;
 export const RaftService = {
@@ -835,11 +1207,33 @@ export const RaftService = {
     responseSerialize: (value: StreamClosed): Buffer => Buffer.from(StreamClosed.encode(value).finish()),
     responseDeserialize: (value: Buffer): StreamClosed => StreamClosed.decode(value),
   },
+  /**
+   * One snapshot from a leader to a follower (Raft paper §7, Figure 13), streamed in bounded chunks: a
+   * SnapshotHeader, the data, a SnapshotTrailer. A call of its own, on a connection of its own, so that a large
+   * transfer never holds up the Stream's heartbeats and appends. At most one transfer runs per pair of nodes and
+   * direction at a time.
+   */
+  installSnapshot: {
+    path: "/rafting.v1.Raft/InstallSnapshot" as const,
+    requestStream: true as const,
+    responseStream: false as const,
+    requestSerialize: (value: SnapshotChunk): Buffer => Buffer.from(SnapshotChunk.encode(value).finish()),
+    requestDeserialize: (value: Buffer): SnapshotChunk => SnapshotChunk.decode(value),
+    responseSerialize: (value: SnapshotAck): Buffer => Buffer.from(SnapshotAck.encode(value).finish()),
+    responseDeserialize: (value: Buffer): SnapshotAck => SnapshotAck.decode(value),
+  },
 } as const;
 
 export interface RaftServer extends UntypedServiceImplementation {
   /** A long-lived stream of Batches from one node to one peer. */
   stream: handleClientStreamingCall<Batch, StreamClosed>;
+  /**
+   * One snapshot from a leader to a follower (Raft paper §7, Figure 13), streamed in bounded chunks: a
+   * SnapshotHeader, the data, a SnapshotTrailer. A call of its own, on a connection of its own, so that a large
+   * transfer never holds up the Stream's heartbeats and appends. At most one transfer runs per pair of nodes and
+   * direction at a time.
+   */
+  installSnapshot: handleClientStreamingCall<SnapshotChunk, SnapshotAck>;
 }
 
 export interface RaftClient extends Client {
@@ -858,6 +1252,28 @@ export interface RaftClient extends Client {
     options: Partial<CallOptions>,
     callback: (error: ServiceError | null, response: StreamClosed) => void,
   ): ClientWritableStream<Batch>;
+  /**
+   * One snapshot from a leader to a follower (Raft paper §7, Figure 13), streamed in bounded chunks: a
+   * SnapshotHeader, the data, a SnapshotTrailer. A call of its own, on a connection of its own, so that a large
+   * transfer never holds up the Stream's heartbeats and appends. At most one transfer runs per pair of nodes and
+   * direction at a time.
+   */
+  installSnapshot(
+    callback: (error: ServiceError | null, response: SnapshotAck) => void,
+  ): ClientWritableStream<SnapshotChunk>;
+  installSnapshot(
+    metadata: Metadata,
+    callback: (error: ServiceError | null, response: SnapshotAck) => void,
+  ): ClientWritableStream<SnapshotChunk>;
+  installSnapshot(
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SnapshotAck) => void,
+  ): ClientWritableStream<SnapshotChunk>;
+  installSnapshot(
+    metadata: Metadata,
+    options: Partial<CallOptions>,
+    callback: (error: ServiceError | null, response: SnapshotAck) => void,
+  ): ClientWritableStream<SnapshotChunk>;
 }
 
 export const RaftClient = makeGenericClientConstructor(RaftService, "rafting.v1.Raft") as unknown as {
