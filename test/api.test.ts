@@ -99,6 +99,8 @@ describe('REST API', () => {
       commitIndex: expect.any(Number),
       lastApplied: expect.any(Number),
       lastLogIndex: expect.any(Number),
+      firstLogIndex: 1,
+      snapshotIndex: 0,
       peers: [],
     });
   });

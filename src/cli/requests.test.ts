@@ -10,6 +10,8 @@ function status(fields: Partial<NodeStatus> & Pick<NodeStatus, 'id'>): NodeStatu
     commitIndex: 0,
     lastApplied: 0,
     lastLogIndex: 0,
+    firstLogIndex: 1,
+    snapshotIndex: 0,
     peers: [],
     ...fields,
   };

@@ -31,6 +31,10 @@ export interface NodeStatus {
   readonly commitIndex: number;
   readonly lastApplied: number;
   readonly lastLogIndex: number;
+  /** The first index still in the log; entries before it are in the snapshot (§7). */
+  readonly firstLogIndex: number;
+  /** The index of the latest snapshot of this node's state machine (0: none). */
+  readonly snapshotIndex: number;
   readonly peers: readonly PeerStatus[];
 }
 

@@ -12,6 +12,7 @@ import { SeededRandom } from '../raft/random.js';
 import {
   EntryType,
   type Entry,
+  type HardState,
   type InstallSnapshot,
   type Message,
   type NodeId,
@@ -56,6 +57,8 @@ export class RaftNode implements KvService {
   #scheduled = false;
   #closed = false;
   #fatal: Error | undefined;
+  /** The hard state as last written to storage. */
+  #durable: HardState;
   /** The index of the latest snapshot of the local state machine. */
   #snapshotIndex: number;
   #snapshotting = false;
@@ -63,6 +66,7 @@ export class RaftNode implements KvService {
   readonly #sendingSnapshotTo = new Set<NodeId>();
 
   private constructor(options: RaftNodeOptions, raft: Raft, kv: KvStore, snapshotIndex: number) {
+    this.#durable = raft.hardState();
     this.id = options.id;
     this.#config = options.config;
     this.#storage = options.storage;
@@ -157,6 +161,8 @@ export class RaftNode implements KvService {
       commitIndex: this.#raft.log.committed,
       lastApplied: this.#kv.lastApplied,
       lastLogIndex: this.#raft.log.lastIndex(),
+      firstLogIndex: this.#raft.log.firstIndex(),
+      snapshotIndex: this.#snapshotIndex,
       peers: this.#config.nodes
         .filter((n) => n.id !== this.id)
         .map((n) => ({
@@ -271,10 +277,26 @@ export class RaftNode implements KvService {
   /** The Ready contract: install a snapshot, persist, then send, then apply, then advance. */
   async #handleReady(rd: Ready): Promise<void> {
     if (rd.snapshot !== undefined) await this.#installSnapshot(rd.snapshot);
-    if (rd.hardState !== undefined || rd.entries.length > 0)
+    // Thesis §10.2.1: a leader's AppendEntries do not depend on its own copy being durable (it counts itself toward
+    // a majority only for entries in its stable storage), so they leave while its write is in progress. Everything
+    // else waits for the write: votes and acknowledgements promise what is being written, and so does any message
+    // sent in a Ready that changes the term or the vote.
+    const early =
+      rd.softState.role === 'leader' &&
+      (rd.hardState === undefined ||
+        (rd.hardState.term === this.#durable.term && rd.hardState.vote === this.#durable.vote));
+    const now: Message[] = [];
+    const later: Message[] = [];
+    for (const m of rd.messages) {
+      if (m.type === 'InstallSnapshot') continue;
+      (early && m.type === 'AppendEntries' ? now : later).push(m);
+    }
+    if (now.length > 0) this.#transport.send(now);
+    if (rd.hardState !== undefined || rd.entries.length > 0) {
       await this.#storage.save(rd.hardState, rd.entries);
-    const messages = rd.messages.filter((m) => m.type !== 'InstallSnapshot');
-    if (messages.length > 0) this.#transport.send(messages);
+      if (rd.hardState !== undefined) this.#durable = rd.hardState;
+    }
+    if (later.length > 0) this.#transport.send(later);
     for (const m of rd.messages) if (m.type === 'InstallSnapshot') this.#sendSnapshot(m);
     for (const entry of rd.committedEntries) this.#apply(entry);
     this.#raft.advance(rd);

@@ -67,8 +67,8 @@ interface SimNode {
   stateHash: number;
   /** A Ready whose storage write has not completed yet; nothing of it is sent or applied before it does. */
   pending: { readonly rd: Ready; readonly doneAt: number } | null;
-  /** A snapshot received from the leader, waiting for the core to decide to install it. */
-  staged: SimSnapshot | null;
+  /** Snapshots received from leaders, waiting for the core to decide to install them, by "index:term". */
+  readonly staged: Map<string, SimSnapshot>;
 }
 
 /** What the simulated state machine's snapshot holds: its applied index and a hash of the applied entries. */
@@ -141,7 +141,7 @@ export class Simulator {
       appliedIndex: 0,
       stateHash: 0,
       pending: null,
-      staged: null,
+      staged: new Map(),
     }));
     for (const node of this.#nodes) this.#boot(node);
   }
@@ -199,7 +199,8 @@ export class Simulator {
         if (message.type === 'InstallSnapshot') this.#reportSnapshot(message, false);
         continue;
       }
-      if (snapshot !== undefined) node.staged = snapshot; // the runtime stages the data before stepping the core
+      // The runtime stages the data before stepping the core.
+      if (snapshot !== undefined) node.staged.set(`${snapshot.meta.index}:${snapshot.meta.term}`, snapshot);
       node.raft.step(message);
       this.#process(node);
       // The transport tells the sender the transfer completed.
@@ -241,9 +242,18 @@ export class Simulator {
       const rd = raft.ready();
       this.#observeRole(node, raft, rd);
       const writes = rd.snapshot !== undefined || rd.hardState !== undefined || rd.entries.length > 0;
-      node.pending = { rd, doneAt: this.#now };
+      // As the runtime does (thesis §10.2.1): a leader's AppendEntries leave before its own write completes, unless
+      // the Ready changes the term or vote.
+      const stored = node.storage.snapshot().hardState;
+      const early =
+        rd.softState.role === 'leader' &&
+        (rd.hardState === undefined || (rd.hardState.term === stored.term && rd.hardState.vote === stored.vote));
+      const later = early ? rd.messages.filter((m) => m.type !== 'AppendEntries') : rd.messages;
+      if (early) for (const m of rd.messages) if (m.type === 'AppendEntries') this.#send(node, m);
+      const rest = { ...rd, messages: later };
+      node.pending = { rd: rest, doneAt: this.#now };
       if (writes && this.#faulty && this.#rng.chance(this.#opts.faults.slowDisk)) {
-        node.pending = { rd, doneAt: this.#now + this.#rng.int(1, 4) };
+        node.pending = { rd: rest, doneAt: this.#now + this.#rng.int(1, 4) };
         return;
       }
       this.#complete(node);
@@ -273,11 +283,11 @@ export class Simulator {
 
   /** Installs the staged snapshot the core accepted; the state machine is reset from it. */
   #install(node: SimNode, meta: SnapshotMeta): void {
-    const staged = node.staged;
-    if (staged === null || staged.meta.index !== meta.index || staged.meta.term !== meta.term) {
+    const staged = node.staged.get(`${meta.index}:${meta.term}`);
+    if (staged === undefined) {
       throw new Error(`${node.id} installs snapshot ${meta.index}/${meta.term} that it never received`);
     }
-    node.staged = null;
+    for (const [key, other] of node.staged) if (other.meta.index <= meta.index) node.staged.delete(key);
     node.storage.installSync(staged);
     this.#rebuildChain(node);
     this.#restoreState(node, staged);
@@ -374,7 +384,7 @@ export class Simulator {
       this.#event(`${node.id} lost ${records - kept} of ${records} unsynced records`);
     }
     node.pending = null;
-    node.staged = null;
+    node.staged.clear();
     node.raft = null;
     this.#pending.delete(node.id); // A crashed leader acknowledges nothing more.
     this.#event(`${node.id} crashed`);

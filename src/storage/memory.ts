@@ -14,7 +14,8 @@ interface MemorySnapshot {
 export class MemoryStorage implements Storage {
   #hardState: HardState = emptyHardState;
   #snapshot: MemorySnapshot | null = null;
-  #staged: MemorySnapshot | null = null;
+  /** Received snapshots not installed yet, by "index:term" (a newer one may arrive before an older installs). */
+  readonly #staged = new Map<string, MemorySnapshot>();
   /** Entries after the snapshot. Invariant: #entries[i].index === #offset + i + 1. */
   #entries: Entry[] = [];
   #offset = 0;
@@ -81,12 +82,12 @@ export class MemoryStorage implements Storage {
   }
 
   async stageSnapshot(meta: SnapshotMeta, chunks: AsyncIterable<Uint8Array>): Promise<void> {
-    this.#staged = { meta, data: await collect(chunks) };
+    this.#staged.set(`${meta.index}:${meta.term}`, { meta, data: await collect(chunks) });
   }
 
   installStagedSnapshot(meta: SnapshotMeta): Promise<void> {
-    const staged = this.#staged;
-    if (staged === null || staged.meta.index !== meta.index || staged.meta.term !== meta.term) {
+    const staged = this.#staged.get(`${meta.index}:${meta.term}`);
+    if (staged === undefined) {
       return Promise.reject(new Error(`memory storage: no staged snapshot at ${meta.index}/${meta.term}`));
     }
     this.installSync(staged);
@@ -95,7 +96,7 @@ export class MemoryStorage implements Storage {
 
   /** Installs a snapshot at once (the simulator's InstallSnapshot). */
   installSync(snap: MemorySnapshot): void {
-    this.#staged = null;
+    for (const [key, other] of this.#staged) if (other.meta.index <= snap.meta.index) this.#staged.delete(key);
     this.#snapshot = snap;
     const { index, term } = snap.meta;
     const at = this.#entries[index - 1 - this.#offset];

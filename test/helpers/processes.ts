@@ -18,6 +18,8 @@ export interface Status {
   commitIndex: number;
   lastApplied: number;
   lastLogIndex: number;
+  firstLogIndex: number;
+  snapshotIndex: number;
 }
 
 export class ProcessCluster {
