@@ -247,7 +247,8 @@ export class Simulator {
       const stored = node.storage.snapshot().hardState;
       const early =
         rd.softState.role === 'leader' &&
-        (rd.hardState === undefined || (rd.hardState.term === stored.term && rd.hardState.vote === stored.vote));
+        (rd.hardState === undefined ||
+          (rd.hardState.term === stored.term && rd.hardState.vote === stored.vote));
       const later = early ? rd.messages.filter((m) => m.type !== 'AppendEntries') : rd.messages;
       if (early) for (const m of rd.messages) if (m.type === 'AppendEntries') this.#send(node, m);
       const rest = { ...rd, messages: later };

@@ -96,7 +96,8 @@ export class MemoryStorage implements Storage {
 
   /** Installs a snapshot at once (the simulator's InstallSnapshot). */
   installSync(snap: MemorySnapshot): void {
-    for (const [key, other] of this.#staged) if (other.meta.index <= snap.meta.index) this.#staged.delete(key);
+    for (const [key, other] of this.#staged)
+      if (other.meta.index <= snap.meta.index) this.#staged.delete(key);
     this.#snapshot = snap;
     const { index, term } = snap.meta;
     const at = this.#entries[index - 1 - this.#offset];
