@@ -40,33 +40,103 @@ describe('a three-node cluster of real processes', () => {
     }
   });
 
-  it('a follower redirects writes and linearizable reads to the leader with 307 and Location', async () => {
+  it('any node serves every request: a follower forwards writes to the leader and says who served them', async () => {
+    const leader = await cluster.waitForLeader();
+    const follower = followersOf(leader)[0]!;
+    const put = await request('PUT', `${cluster.url(follower)}/kv/via-follower`, { value: 'ok' });
+    expect(put.status).toBe(200);
+    expect(put.body).toMatchObject({ key: 'via-follower', value: 'ok' });
+    expect(put.headers.get('x-rafting-served-by')).toBe(leader);
+    expect(put.headers.get('x-rafting-leader')).toBe(leader);
+    const del = await request('DELETE', `${cluster.url(follower)}/kv/via-follower`);
+    expect(del.body).toMatchObject({ deleted: true });
+    const cmd = await request('POST', `${cluster.url(follower)}/command`, { key: 'seed', value: 's' });
+    expect(cmd.status).toBe(200);
+  });
+
+  it('a follower answers linearizable reads itself, after the leader confirms the read index', async () => {
+    const leader = await cluster.waitForLeader();
+    const follower = followersOf(leader)[0]!;
+    const put = await request('PUT', `${cluster.url(leader)}/kv/fresh`, { value: 'v1' });
+    // Right after the write is acknowledged, a linearizable read on any follower must see it.
+    const res = await request('GET', `${cluster.url(follower)}/kv/fresh`);
+    expect(res.body).toEqual({ key: 'fresh', value: 'v1', index: (put.body as { index: number }).index });
+    expect(res.headers.get('x-rafting-served-by')).toBe(follower);
+    const lease = await request('GET', `${cluster.url(leader)}/kv/fresh?consistency=lease`);
+    expect(lease.body).toMatchObject({ value: 'v1' });
+    const stale = await request('GET', `${cluster.url(follower)}/kv/fresh?consistency=stale`);
+    expect(Number(stale.headers.get('x-rafting-applied-index'))).toBeGreaterThan(0);
+  });
+
+  it('?redirect=true keeps the 307 to the leader for clients that prefer to talk to it', async () => {
     const leader = await cluster.waitForLeader();
     const follower = followersOf(leader)[0]!;
     for (const [method, path, body] of [
-      ['PUT', '/kv/x', { value: '1' }],
-      ['DELETE', '/kv/x', undefined],
-      ['GET', '/kv/x', undefined],
-      ['POST', '/command', { key: 'x', value: '1' }],
+      ['PUT', '/kv/x?redirect=true', { value: '1' }],
+      ['DELETE', '/kv/x?redirect=true', undefined],
+      ['GET', '/kv/x?redirect=true', undefined],
     ] as const) {
       const res = await request(method, `${cluster.url(follower)}${path}`, body);
       expect(res.status, `${method} ${path}`).toBe(307);
       expect(res.headers.get('location')).toBe(`${cluster.url(leader)}${path}`);
-      expect(res.body).toMatchObject({ error: { code: 'not_leader' } });
     }
   });
 
-  it('fetch following the redirect (like curl -L) just works from any node', async () => {
+  it('compare-and-set: a write applies only while its condition holds, else 409 with the current value', async () => {
     const leader = await cluster.waitForLeader();
-    const follower = followersOf(leader)[0]!;
-    const put = await fetch(`${cluster.url(follower)}/kv/via-follower`, {
-      method: 'PUT',
-      body: JSON.stringify({ value: 'ok' }),
-      headers: { 'content-type': 'application/json' },
+    const url = cluster.url(followersOf(leader)[0]!);
+    const created = await request('PUT', `${url}/kv/cas`, { value: 'a', prevIndex: 0 });
+    expect(created.status).toBe(200);
+    const again = await request('PUT', `${url}/kv/cas`, { value: 'b', prevIndex: 0 });
+    expect(again.status).toBe(409);
+    expect(again.body).toMatchObject({
+      error: { code: 'condition_failed' },
+      current: { key: 'cas', value: 'a' },
     });
-    expect(put.status).toBe(200);
-    const get = await fetch(`${cluster.url(follower)}/kv/via-follower`);
-    expect(await get.json()).toMatchObject({ value: 'ok' });
+    expect((await request('PUT', `${url}/kv/cas`, { value: 'b', prevValue: 'a' })).status).toBe(200);
+    expect((await request('DELETE', `${url}/kv/cas?prevValue=a`)).status).toBe(409);
+    expect((await request('DELETE', `${url}/kv/cas?prevValue=b`)).body).toMatchObject({ deleted: true });
+  });
+
+  it('a retried write with the same Idempotency-Key is applied once, and the retry says so', async () => {
+    const leader = await cluster.waitForLeader();
+    const url = cluster.url(followersOf(leader)[0]!);
+    const send = (value: string) =>
+      fetch(`${url}/kv/counter`, {
+        method: 'PUT',
+        body: JSON.stringify({ value }),
+        headers: { 'content-type': 'application/json', 'idempotency-key': 'req-42' },
+      });
+    const first = await send('1');
+    const retry = await send('1');
+    expect(await retry.json()).toEqual(await first.json());
+    expect(retry.headers.get('idempotency-replayed')).toBe('true');
+    // A different request under the same key is answered with the first result and changes nothing.
+    const other = await send('2');
+    expect(other.headers.get('idempotency-replayed')).toBe('true');
+    expect((await request('GET', `${url}/kv/counter`)).body).toMatchObject({ value: '1' });
+  });
+
+  it('leadership transfer: POST /cluster/leader answers once the target leads', async () => {
+    const leader = await cluster.waitForLeader();
+    const target = followersOf(leader)[1]!;
+    const res = await request('POST', `${cluster.url(followersOf(leader)[0]!)}/cluster/leader`, {
+      to: target,
+    });
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ leader: target });
+    expect(await cluster.waitForLeader()).toBe(target);
+    expect((await request('POST', `${cluster.url(target)}/cluster/leader`, { to: 'nobody' })).status).toBe(
+      400,
+    );
+    // Exactly-once survives the leader change: the retry of an earlier request is still answered from the table.
+    const retry = await fetch(`${cluster.url(target)}/kv/counter`, {
+      method: 'PUT',
+      body: JSON.stringify({ value: '3' }),
+      headers: { 'content-type': 'application/json', 'idempotency-key': 'req-42' },
+    });
+    expect(retry.headers.get('idempotency-replayed')).toBe('true');
+    expect(await retry.json()).toMatchObject({ value: '1' });
   });
 
   it('the delete path works end to end', async () => {

@@ -2,6 +2,7 @@
 // {"error":{"code":"...","message":"..."}}.
 
 import {
+  InvalidRequestError,
   NotLeaderError,
   ProposalDroppedError,
   RaftingError,
@@ -15,6 +16,8 @@ export class HttpError extends Error {
     readonly code: string,
     message: string,
     readonly headers: Readonly<Record<string, string>> = {},
+    /** Fields added to the error body beside `error` (409 carries the current value). */
+    readonly extra: Readonly<Record<string, unknown>> = {},
   ) {
     super(message);
   }
@@ -62,6 +65,7 @@ export function toHttpError(
   if (error instanceof ProposalDroppedError || error instanceof UnavailableError) {
     return new HttpError(503, error.code, error.message, { 'Retry-After': String(retryAfterSeconds) });
   }
+  if (error instanceof InvalidRequestError) return new HttpError(409, error.code, error.message);
   if (error instanceof RaftingError) return new HttpError(500, error.code, error.message);
   const fastifyCode = (error as { code?: unknown }).code;
   const statusCode = (error as { statusCode?: unknown }).statusCode;

@@ -1,8 +1,15 @@
 // The REST API every node serves on its web_address. The routes, statuses and bodies are listed in the README.
+//
+// Any node serves every request: a follower forwards writes (and leadership transfers) to the leader over HTTP
+// and relays the answer, and answers linearizable reads itself after asking the leader for a read index.
+// `?redirect=true` asks for a 307 to the leader instead.
 
 import Fastify, { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import type { Consistency, KvService } from '../node/api.js';
+import { maxIdempotencyKeyBytes, type Condition } from '../kv/command.js';
+import type { WriteResult } from '../kv/store.js';
+import type { Consistency, KvService, WriteOptions } from '../node/api.js';
+import { NotLeaderError } from '../node/errors.js';
 import { errorBody, HttpError, toHttpError } from './errors.js';
 
 export interface HttpOptions {
@@ -14,7 +21,29 @@ export interface HttpOptions {
   readonly maxValueBytes: number;
   /** Sent as Retry-After with 503 answers. */
   readonly retryAfterSeconds: number;
+  /** How long a request waits for a leader to appear before answering 503. */
+  readonly leaderWaitMs: number;
+  /** How long a forwarded request may take at the leader. */
+  readonly forwardTimeoutMs: number;
 }
+
+/** Marks a request a follower forwarded, so that it is never forwarded again. */
+export const forwardedHeader = 'x-rafting-forwarded-by';
+export const servedByHeader = 'x-rafting-served-by';
+export const leaderHeader = 'x-rafting-leader';
+export const appliedIndexHeader = 'x-rafting-applied-index';
+export const idempotencyHeader = 'idempotency-key';
+export const replayedHeader = 'idempotency-replayed';
+
+/** Headers of the leader's answer that a forwarding follower passes on. */
+const relayedHeaders = [
+  'content-type',
+  'retry-after',
+  'location',
+  replayedHeader,
+  servedByHeader,
+  leaderHeader,
+];
 
 export function buildHttpServer(options: HttpOptions) {
   const { service, maxKeyBytes, maxValueBytes } = options;
@@ -38,6 +67,12 @@ export function buildHttpServer(options: HttpOptions) {
     }
   });
 
+  app.addHook('onSend', async (_request, reply) => {
+    if (!reply.hasHeader(servedByHeader)) void reply.header(servedByHeader, service.id);
+    const leader = service.status().leader;
+    if (!reply.hasHeader(leaderHeader) && leader !== null) void reply.header(leaderHeader, leader);
+  });
+
   app.setErrorHandler((error, request, reply) => {
     const httpError = toHttpError(
       error,
@@ -52,7 +87,7 @@ export function buildHttpServer(options: HttpOptions) {
     void reply
       .code(httpError.status)
       .headers(httpError.headers)
-      .send(errorBody(httpError.code, httpError.message));
+      .send({ ...errorBody(httpError.code, httpError.message), ...httpError.extra });
   });
 
   app.setNotFoundHandler((request, reply) => {
@@ -67,12 +102,92 @@ export function buildHttpServer(options: HttpOptions) {
     return key;
   };
 
-  const write = async (key: string, body: unknown, reply: FastifyReply) => {
-    const value = valueOf(body, maxValueBytes);
-    return reply.send(await service.put(key, value));
+  /**
+   * Runs `action` here if this node leads, else on the leader: forwarded (default) or redirected
+   * (`?redirect=true`). Waits a bounded time for a leader to appear.
+   */
+  const onLeader = async <T>(request: FastifyRequest, reply: FastifyReply, action: () => Promise<T>) => {
+    try {
+      return { local: await action() };
+    } catch (e) {
+      if (!(e instanceof NotLeaderError)) throw e;
+      let leader = e.leader ?? (await service.awaitLeader(options.leaderWaitMs));
+      if (leader === service.id) return { local: await action() };
+      if (leader === null) throw new NotLeaderError(null);
+      if (wantsRedirect(request) || request.headers[forwardedHeader] !== undefined)
+        throw new NotLeaderError(leader);
+      leader = leader as string;
+      await forward(request, reply, leader);
+      return { forwarded: true as const };
+    }
   };
 
-  app.put('/kv/*', async (request, reply) => write(keyOf(request), request.body, reply));
+  const forward = async (request: FastifyRequest, reply: FastifyReply, leader: string): Promise<void> => {
+    const address = service.webAddressOf(leader);
+    if (address === undefined) throw new NotLeaderError(null);
+    const headers: Record<string, string> = { [forwardedHeader]: service.id };
+    if (request.body !== undefined) headers['content-type'] = 'application/json';
+    const key = request.headers[idempotencyHeader];
+    if (typeof key === 'string') headers[idempotencyHeader] = key;
+    let res: Response;
+    try {
+      res = await fetch(`http://${address}${request.url}`, {
+        method: request.method,
+        headers,
+        ...(request.body === undefined ? {} : { body: JSON.stringify(request.body) }),
+        redirect: 'manual',
+        signal: AbortSignal.timeout(options.forwardTimeoutMs),
+      });
+    } catch (e) {
+      const timedOut = e instanceof Error && e.name === 'TimeoutError';
+      throw timedOut
+        ? new HttpError(504, 'timeout', `the leader ${leader} did not answer in time; the outcome is unknown`)
+        : new HttpError(503, 'leader_unreachable', `cannot reach the leader ${leader}`, {
+            'Retry-After': String(options.retryAfterSeconds),
+          });
+    }
+    const body = await res.text();
+    for (const name of relayedHeaders) {
+      const value = res.headers.get(name);
+      if (value !== null) void reply.header(name, value);
+    }
+    await reply.code(res.status).send(body);
+  };
+
+  const writeAnswer = (reply: FastifyReply, result: WriteResult) => {
+    if (result.replayed === true) void reply.header(replayedHeader, 'true');
+    if (!result.ok) {
+      const where = result.current === null ? 'does not exist' : `holds index ${result.current.index}`;
+      throw new HttpError(
+        409,
+        'condition_failed',
+        `the condition did not hold: ${JSON.stringify(result.key)} ${where}`,
+        {},
+        {
+          current: result.current === null ? null : { key: result.key, ...result.current },
+          index: result.index,
+        },
+      );
+    }
+    return result.op === 'set'
+      ? { key: result.key, value: result.value, index: result.index }
+      : { key: result.key, deleted: result.deleted, index: result.index };
+  };
+
+  const put = async (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    key: string,
+    body: Record<string, unknown>,
+  ) => {
+    const value = valueOf(body, maxValueBytes);
+    const write = { ...conditionOf(body), ...idempotencyOf(request) };
+    const outcome = await onLeader(request, reply, () => service.put(key, value, write));
+    if ('local' in outcome) return reply.send(writeAnswer(reply, outcome.local));
+    return reply;
+  };
+
+  app.put('/kv/*', async (request, reply) => put(request, reply, keyOf(request), objectBody(request.body)));
 
   // The seed project's call, kept so its README examples work.
   app.post('/command', async (request, reply) => {
@@ -80,23 +195,56 @@ export function buildHttpServer(options: HttpOptions) {
     const key = body['key'];
     if (typeof key !== 'string') throw new HttpError(400, 'invalid_key', '"key" must be a string');
     checkKey(key, maxKeyBytes);
-    return write(key, body, reply);
+    return put(request, reply, key, body);
+  });
+
+  app.delete('/kv/*', async (request, reply) => {
+    const key = keyOf(request);
+    const body = request.body === undefined ? {} : objectBody(request.body);
+    const query = request.query as Record<string, unknown>;
+    const write = { ...conditionOf({ ...queryConditions(query), ...body }), ...idempotencyOf(request) };
+    const outcome = await onLeader(request, reply, () => service.delete(key, write));
+    if ('local' in outcome) return reply.send(writeAnswer(reply, outcome.local));
+    return reply;
   });
 
   app.get('/kv/*', async (request, reply) => {
     const key = keyOf(request);
     const consistency = consistencyOf(request.query);
-    const found = await service.get(key, consistency);
+    if (consistency !== 'stale' && wantsRedirect(request) && service.status().role !== 'leader') {
+      throw new NotLeaderError(service.status().leader ?? (await service.awaitLeader(options.leaderWaitMs)));
+    }
+    const { found, appliedIndex } = await service.get(key, consistency);
+    void reply.header(appliedIndexHeader, String(appliedIndex));
     if (found === null)
       throw new HttpError(404, 'key_not_found', `key ${JSON.stringify(key)} does not exist`);
     return reply.send(found);
   });
 
-  app.delete('/kv/*', async (request, reply) => reply.send(await service.delete(keyOf(request))));
-
   app.get('/status', async (_request, reply) => reply.send(service.status()));
 
+  // Leadership transfer (thesis §3.10): answers once the target leads.
+  app.post('/cluster/leader', async (request, reply) => {
+    const to = objectBody(request.body)['to'];
+    if (typeof to !== 'string' || service.webAddressOf(to) === undefined) {
+      throw new HttpError(400, 'invalid_target', '"to" must name a member of the cluster');
+    }
+    const outcome = await onLeader(request, reply, () => service.transferLeadership(to));
+    if ('local' in outcome) return reply.send(outcome.local);
+    return reply;
+  });
+
+  // Cluster-internal: a follower asks the leader for a confirmed read index (thesis §6.4).
+  app.post('/internal/read-index', async (_request, reply) =>
+    reply.send({ index: await service.readIndex() }),
+  );
+
   return app;
+}
+
+function wantsRedirect(request: FastifyRequest): boolean {
+  const value = (request.query as Record<string, unknown> | undefined)?.['redirect'];
+  return value === 'true' || value === '1' || value === '';
 }
 
 function checkKey(key: string, maxKeyBytes: number): void {
@@ -114,8 +262,8 @@ function objectBody(body: unknown): Record<string, unknown> {
   return body as Record<string, unknown>;
 }
 
-function valueOf(body: unknown, maxValueBytes: number): string {
-  const value = objectBody(body)['value'];
+function valueOf(body: Record<string, unknown>, maxValueBytes: number): string {
+  const value = body['value'];
   if (typeof value !== 'string') throw new HttpError(400, 'invalid_value', '"value" must be a string');
   const bytes = Buffer.byteLength(value, 'utf8');
   if (bytes > maxValueBytes) {
@@ -124,12 +272,58 @@ function valueOf(body: unknown, maxValueBytes: number): string {
   return value;
 }
 
+/** `prevValue` / `prevIndex` from a body (or query), at most one of them. */
+function conditionOf(source: Record<string, unknown>): { condition?: Condition } {
+  const { prevValue, prevIndex } = source;
+  if (prevValue !== undefined && prevIndex !== undefined) {
+    throw new HttpError(400, 'invalid_condition', 'give "prevValue" or "prevIndex", not both');
+  }
+  if (prevValue !== undefined) {
+    if (typeof prevValue !== 'string')
+      throw new HttpError(400, 'invalid_condition', '"prevValue" must be a string');
+    return { condition: { prevValue } };
+  }
+  if (prevIndex !== undefined) {
+    if (typeof prevIndex !== 'number' || !Number.isSafeInteger(prevIndex) || prevIndex < 0) {
+      throw new HttpError(
+        400,
+        'invalid_condition',
+        '"prevIndex" must be a whole number >= 0 (0: must not exist)',
+      );
+    }
+    return { condition: { prevIndex } };
+  }
+  return {};
+}
+
+/** DELETE takes its conditions as query parameters too: `?prevIndex=12` or `?prevValue=x`. */
+function queryConditions(query: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  if (typeof query['prevValue'] === 'string') out['prevValue'] = query['prevValue'];
+  const index = query['prevIndex'];
+  if (typeof index === 'string') out['prevIndex'] = /^\d+$/.test(index) ? Number(index) : index;
+  return out;
+}
+
+function idempotencyOf(request: FastifyRequest): Pick<WriteOptions, 'idempotencyKey'> {
+  const key = request.headers[idempotencyHeader];
+  if (key === undefined) return {};
+  if (typeof key !== 'string' || key.length === 0 || Buffer.byteLength(key) > maxIdempotencyKeyBytes) {
+    throw new HttpError(
+      400,
+      'invalid_idempotency_key',
+      `Idempotency-Key must be 1 to ${maxIdempotencyKeyBytes} bytes`,
+    );
+  }
+  return { idempotencyKey: key };
+}
+
 function consistencyOf(query: unknown): Consistency {
   const value = (query as Record<string, unknown> | undefined)?.['consistency'] ?? 'linearizable';
-  if (value === 'linearizable' || value === 'stale') return value;
+  if (value === 'linearizable' || value === 'lease' || value === 'stale') return value;
   throw new HttpError(
     400,
     'invalid_consistency',
-    `consistency must be "linearizable" or "stale", got ${JSON.stringify(value)}`,
+    `consistency must be "linearizable", "lease" or "stale", got ${JSON.stringify(value)}`,
   );
 }

@@ -1,25 +1,76 @@
 // The replicated state machine: a map from key to value, applied in log order. It knows nothing of Raft beyond
 // "an ordered stream of committed commands" (ARCHITECTURE.md); apply is deterministic, so every node that
 // applies the same log holds the same map (State Machine Safety, §5.4.3).
+//
+// Two additions make clients' writes safe to retry and to race:
+//
+//   - Conditions (compare-and-set). A set or delete may carry `{ prevValue }` or `{ prevIndex }`; it applies only if
+//     the condition holds when its entry applies, and otherwise answers ConditionFailed with the key's current
+//     state. Either way the entry is applied (lastApplied advances): a failed condition is a result, not an error.
+//
+//   - Exactly-once retries (thesis §6.3). A set or delete may carry an idempotency key. The result of the first
+//     entry applied with that key is remembered; a later entry with the same key changes nothing and answers that
+//     same result with `replayed: true`, whatever the later command says (a different op, key, value or condition
+//     included: the key names the request, and the first answer is the answer). A failed condition is remembered
+//     like any other result, so a retried conditional write cannot succeed on its second try.
+//     Guarantee: of two entries with the same idempotency key, the second applied fewer than
+//     `idempotencyWindowEntries` indices after the first (every entry counts, no-ops included), only the first
+//     applies — provided the table did not forget the first for room in between: that takes `maxIdempotencyKeys`
+//     newer keys remembered after it, or more than `maxIdempotencyBytes` of newer results. A retry within the
+//     window is thus applied at most once. The table is replicated state: it changes only as entries apply, by
+//     rules on log indices (never on time), and it is carried in snapshots.
+//     Idempotency keys are global, not per client: clients should make them unique (a random UUID per request).
+//
+// Every replica must run with the same limits (KvStoreOptions): a replica that forgets sooner would apply a retry
+// that the others answer from their table, and the replicas would diverge.
 
-import { decodeCommand } from './command.js';
-import { decodeSnapshot, encodeSnapshot } from './snapshot.js';
+import { decodeCommand, type Command, type Condition } from './command.js';
+import { IdempotencyTable, type IdempotencyLimits } from './idempotency.js';
+import { decodeSnapshot, encodeSnapshot, SnapshotFormatError } from './snapshot.js';
+import type { ApplyResult, StoredValue, WriteResult } from './types.js';
 
-export interface StoredValue {
-  readonly value: string;
-  /** The log index of the entry that last changed the key. */
-  readonly index: number;
-}
+export type {
+  ApplyResult,
+  ConditionFailed,
+  DeleteApplied,
+  GetApplied,
+  InvalidCommand,
+  SetApplied,
+  StoredValue,
+  WriteResult,
+} from './types.js';
 
-export type ApplyResult =
-  | { readonly op: 'set'; readonly key: string; readonly value: string; readonly index: number }
-  | { readonly op: 'delete'; readonly key: string; readonly deleted: boolean; readonly index: number }
-  | { readonly op: 'get'; readonly key: string; readonly found: StoredValue | null }
-  | { readonly op: 'invalid'; readonly error: string };
+/**
+ * Limits of the idempotency table; an absent or undefined one takes its value from `kvStoreDefaults`. They are part
+ * of the replicated state machine: they must be the same on every replica.
+ */
+export type KvStoreOptions = { readonly [K in keyof IdempotencyLimits]?: IdempotencyLimits[K] | undefined };
+
+export const kvStoreDefaults: IdempotencyLimits = {
+  maxIdempotencyKeys: 100_000,
+  idempotencyWindowEntries: 1_000_000,
+  maxIdempotencyBytes: 64 * 1024 * 1024,
+};
 
 export class KvStore {
+  readonly #limits: IdempotencyLimits;
   readonly #data = new Map<string, StoredValue>();
+  #remembered: IdempotencyTable;
   #lastApplied = 0;
+
+  constructor(options: KvStoreOptions = {}) {
+    this.#limits = {
+      maxIdempotencyKeys: options.maxIdempotencyKeys ?? kvStoreDefaults.maxIdempotencyKeys,
+      idempotencyWindowEntries: options.idempotencyWindowEntries ?? kvStoreDefaults.idempotencyWindowEntries,
+      maxIdempotencyBytes: options.maxIdempotencyBytes ?? kvStoreDefaults.maxIdempotencyBytes,
+    };
+    for (const [name, value] of Object.entries(this.#limits)) {
+      if (!Number.isSafeInteger(value) || value < 1) {
+        throw new RangeError(`kv: ${name} must be a positive integer, not ${value}`);
+      }
+    }
+    this.#remembered = new IdempotencyTable(this.#limits);
+  }
 
   get lastApplied(): number {
     return this.#lastApplied;
@@ -27,6 +78,11 @@ export class KvStore {
 
   get size(): number {
     return this.#data.size;
+  }
+
+  /** How many results the idempotency table remembers. */
+  get rememberedResults(): number {
+    return this.#remembered.size;
   }
 
   /** A local read of the applied state. */
@@ -49,31 +105,66 @@ export class KvStore {
       // way, so the replicas stay identical.
       return { op: 'invalid', error: e instanceof Error ? e.message : String(e) };
     }
-    switch (command.op) {
-      case 'set':
-        this.#data.set(command.key, { value: command.value, index });
-        return { op: 'set', key: command.key, value: command.value, index };
-      case 'delete':
-        return { op: 'delete', key: command.key, deleted: this.#data.delete(command.key), index };
-      case 'get':
-        return { op: 'get', key: command.key, found: this.get(command.key) };
+    if (command.op === 'get') return { op: 'get', key: command.key, found: this.get(command.key) };
+    const { idempotencyKey } = command;
+    if (idempotencyKey === undefined) return this.#write(index, command);
+    const first = this.#remembered.lookup(idempotencyKey);
+    if (first !== undefined) return { ...first, replayed: true };
+    const result = this.#write(index, command);
+    this.#remembered.remember(idempotencyKey, result);
+    return result;
+  }
+
+  #write(index: number, command: Exclude<Command, { op: 'get' }>): WriteResult {
+    const { op, key } = command;
+    const current = this.get(key);
+    if (command.condition !== undefined && !holds(command.condition, current)) {
+      return { op, ok: false, reason: 'condition_failed', key, current, index };
     }
+    if (command.op === 'set') {
+      this.#data.set(key, { value: command.value, index });
+      return { op: 'set', ok: true, key, value: command.value, index };
+    }
+    return { op: 'delete', ok: true, key, deleted: this.#data.delete(key), index };
   }
 
   /**
-   * A point-in-time snapshot of the state (§7), in chunks. The chunks are produced lazily, so the caller must consume
-   * them before applying anything else; `snapshotChunks` copies nothing up front but holds the live map.
+   * A point-in-time snapshot of the state (§7), in chunks of `chunkBytes` (the last may be shorter). The chunks are
+   * produced lazily, so the caller must consume them before applying anything else; `snapshotChunks` copies
+   * nothing up front but holds the live state.
    */
   snapshotChunks(chunkBytes?: number): Iterable<Uint8Array> {
-    return encodeSnapshot(this.#lastApplied, this.#data.entries(), chunkBytes);
+    const state = {
+      lastApplied: this.#lastApplied,
+      entries: this.#data.entries(),
+      remembered: this.#remembered.entries(),
+    };
+    return encodeSnapshot(state, chunkBytes);
   }
 
-  /** Replaces the whole state with a snapshot's (streamed). */
+  /**
+   * Replaces the whole state with a snapshot's (streamed); on SnapshotFormatError the state is unchanged. The
+   * restored table is held to this store's limits (a no-op when, as required, every replica has the same limits).
+   */
   async restore(chunks: AsyncIterable<Uint8Array> | Iterable<Uint8Array>): Promise<void> {
     const data = new Map<string, StoredValue>();
-    const lastApplied = await decodeSnapshot(chunks, (key, value) => data.set(key, value));
+    const remembered = new IdempotencyTable(this.#limits);
+    const lastApplied = await decodeSnapshot(chunks, {
+      onEntry: (key, value) => {
+        if (data.has(key)) throw new SnapshotFormatError('a key appears twice in the snapshot');
+        data.set(key, value);
+      },
+      onRemembered: ({ idempotencyKey, result }) => {
+        if (remembered.has(idempotencyKey)) {
+          throw new SnapshotFormatError('an idempotency key appears twice in the snapshot');
+        }
+        remembered.remember(idempotencyKey, result);
+      },
+    });
+    remembered.expire(lastApplied);
     this.#data.clear();
     for (const [key, value] of data) this.#data.set(key, value);
+    this.#remembered = remembered;
     this.#lastApplied = lastApplied;
   }
 
@@ -89,5 +180,13 @@ export class KvStore {
       );
     }
     this.#lastApplied = index;
+    this.#remembered.expire(index);
   }
+}
+
+/** Whether `condition` holds for a key whose state is `current` (null: absent). */
+function holds(condition: Condition, current: StoredValue | null): boolean {
+  if (condition.prevValue !== undefined) return current !== null && current.value === condition.prevValue;
+  if (condition.prevIndex === 0) return current === null;
+  return current !== null && current.index === condition.prevIndex;
 }

@@ -1,6 +1,15 @@
+import type { Condition } from '../kv/command.js';
+import type { StoredValue, WriteResult } from '../kv/store.js';
 import type { NodeId, Role } from '../raft/types.js';
 
-export type Consistency = 'linearizable' | 'stale';
+/**
+ * - `linearizable`: ReadIndex (thesis §6.4); on a follower, the leader confirms the index and the follower answers.
+ * - `lease`: the leader answers from its state while its lease holds (else as linearizable).
+ * - `stale`: this node's applied state, at once.
+ */
+export type Consistency = 'linearizable' | 'lease' | 'stale';
+
+export type { Condition, StoredValue, WriteResult };
 
 export interface KvValue {
   readonly key: string;
@@ -9,10 +18,22 @@ export interface KvValue {
   readonly index: number;
 }
 
+/** The body of a successful DELETE. */
 export interface DeleteResult {
   readonly key: string;
   readonly deleted: boolean;
   readonly index: number;
+}
+
+export interface ReadResult {
+  readonly found: KvValue | null;
+  /** The index this node had applied when it answered. */
+  readonly appliedIndex: number;
+}
+
+export interface WriteOptions {
+  readonly condition?: Condition;
+  readonly idempotencyKey?: string;
 }
 
 export interface PeerStatus {
@@ -40,16 +61,20 @@ export interface NodeStatus {
 
 /**
  * What a running node offers its clients. Methods reject with the errors of `errors.ts`:
- * NotLeaderError (write or linearizable read on a non-leader), TimeoutError, ProposalDroppedError,
- * UnavailableError.
+ * NotLeaderError (a write on a non-leader), TimeoutError, ProposalDroppedError, UnavailableError.
  */
 export interface KvService {
   readonly id: NodeId;
-  put(key: string, value: string): Promise<KvValue>;
-  delete(key: string): Promise<DeleteResult>;
-  /** Resolves null when the key does not exist. */
-  get(key: string, consistency: Consistency): Promise<KvValue | null>;
+  put(key: string, value: string, options?: WriteOptions): Promise<WriteResult>;
+  delete(key: string, options?: WriteOptions): Promise<WriteResult>;
+  get(key: string, consistency: Consistency): Promise<ReadResult>;
+  /** Leader only: a confirmed read index (for followers' linearizable reads). */
+  readIndex(): Promise<number>;
+  /** Leader only: hands leadership to `to` and resolves once it leads (thesis §3.10). */
+  transferLeadership(to: NodeId): Promise<{ readonly leader: NodeId; readonly term: number }>;
+  /** Resolves with the leader once one is known, or null after `timeoutMs`. */
+  awaitLeader(timeoutMs: number): Promise<NodeId | null>;
   status(): NodeStatus;
-  /** The web address of a node, for redirects. */
+  /** The web address of a node, for redirects and forwarding. */
   webAddressOf(id: NodeId): string | undefined;
 }

@@ -41,3 +41,10 @@ export class UnavailableError extends RaftingError {
     super('unavailable', message);
   }
 }
+
+/** The request cannot be carried out as asked (an unknown node, a transfer already running). */
+export class InvalidRequestError extends RaftingError {
+  constructor(message: string) {
+    super('invalid_request', message);
+  }
+}

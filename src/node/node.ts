@@ -16,12 +16,21 @@ import {
   type InstallSnapshot,
   type Message,
   type NodeId,
+  type Role,
   type SnapshotMeta,
 } from '../raft/types.js';
 import type { Storage } from '../storage/storage.js';
 import type { Transport } from '../transport/transport.js';
-import type { Consistency, DeleteResult, KvService, KvValue, NodeStatus } from './api.js';
-import { NotLeaderError, ProposalDroppedError, TimeoutError, UnavailableError } from './errors.js';
+import type { Consistency, KvService, KvValue, NodeStatus, ReadResult, WriteOptions } from './api.js';
+import type { WriteResult } from '../kv/store.js';
+import { ThresholdWaiters, WaiterMap } from './waiters.js';
+import {
+  InvalidRequestError,
+  NotLeaderError,
+  ProposalDroppedError,
+  TimeoutError,
+  UnavailableError,
+} from './errors.js';
 
 export interface RaftNodeOptions {
   readonly id: NodeId;
@@ -30,6 +39,11 @@ export interface RaftNodeOptions {
   readonly transport: Transport;
   readonly logger: Logger;
   readonly raftLimits?: Partial<RaftLimits>;
+  /**
+   * Asks the leader for a confirmed read index (a follower's linearizable read, thesis §6.4). Provided by the
+   * HTTP layer; without it a follower refuses linearizable reads with NotLeaderError.
+   */
+  readonly readIndexFromLeader?: (leader: NodeId, timeoutMs: number) => Promise<number>;
   /** Client requests waiting for their entry to apply; beyond this new ones get 503 (STYLE.md 7). */
   readonly maxPendingRequests?: number;
 }
@@ -57,6 +71,17 @@ export class RaftNode implements KvService {
   #scheduled = false;
   #closed = false;
   #fatal: Error | undefined;
+  readonly #readIndexFromLeader: RaftNodeOptions['readIndexFromLeader'];
+  /** Linearizable reads waiting for the leader's confirmation, by request id. */
+  readonly #reads = new WaiterMap<number>();
+  #readSeq = 0;
+  /** Reads waiting for the state machine to apply their index. */
+  readonly #applied = new ThresholdWaiters();
+  /** Requests waiting for a leader to be known. */
+  #leaderWaiters: ((leader: NodeId | null) => void)[] = [];
+  /** A leadership transfer in progress: resolved when `to` leads. */
+  #transfer: { readonly to: NodeId; readonly done: (leader: NodeId, term: number) => void } | null = null;
+  #role: Role = 'follower';
   /** The hard state as last written to storage. */
   #durable: HardState;
   /** The index of the latest snapshot of the local state machine. */
@@ -67,6 +92,7 @@ export class RaftNode implements KvService {
 
   private constructor(options: RaftNodeOptions, raft: Raft, kv: KvStore, snapshotIndex: number) {
     this.#durable = raft.hardState();
+    this.#readIndexFromLeader = options.readIndexFromLeader;
     this.id = options.id;
     this.#config = options.config;
     this.#storage = options.storage;
@@ -123,6 +149,10 @@ export class RaftNode implements KvService {
       waiter.reject(new UnavailableError('the node is shutting down; the outcome of the request is unknown'));
       this.#waiters.delete(index);
     }
+    const closing = new UnavailableError('the node is shutting down');
+    this.#reads.rejectAll(closing);
+    this.#applied.rejectAll(closing);
+    this.#notifyLeader(null, true);
     await this.#transport.close();
     await this.#storage.close();
   }
@@ -130,25 +160,104 @@ export class RaftNode implements KvService {
   // -----------------------------------------------------------------------------------------------------------
   // KvService
 
-  async put(key: string, value: string): Promise<KvValue> {
-    const result = await this.#propose({ op: 'set', key, value });
-    if (result.op !== 'set') throw new Error(`node: set answered with ${result.op}`);
-    return { key: result.key, value: result.value, index: result.index };
+  async put(key: string, value: string, options: WriteOptions = {}): Promise<WriteResult> {
+    return writeResult(await this.#propose({ op: 'set', key, value, ...options }));
   }
 
-  async delete(key: string): Promise<DeleteResult> {
-    const result = await this.#propose({ op: 'delete', key });
-    if (result.op !== 'delete') throw new Error(`node: delete answered with ${result.op}`);
-    return { key: result.key, deleted: result.deleted, index: result.index };
+  async delete(key: string, options: WriteOptions = {}): Promise<WriteResult> {
+    return writeResult(await this.#propose({ op: 'delete', key, ...options }));
   }
 
-  async get(key: string, consistency: Consistency): Promise<KvValue | null> {
-    if (consistency === 'stale') return toValue(key, this.#kv.get(key));
-    // Until ReadIndex (thesis §6.4) lands, a linearizable read is ordered through the log: it is answered when
-    // its entry applies, which proves this node was leader when the entry committed.
-    const result = await this.#propose({ op: 'get', key });
-    if (result.op !== 'get') throw new Error(`node: get answered with ${result.op}`);
-    return toValue(key, result.found);
+  async get(key: string, consistency: Consistency): Promise<ReadResult> {
+    if (consistency !== 'stale') {
+      const index = await this.#readBarrier(consistency);
+      await this.#applied.wait(index, this.#kv.lastApplied, this.#config.requestTimeoutMs, notAppliedInTime);
+    }
+    return { found: toValue(key, this.#kv.get(key)), appliedIndex: this.#kv.lastApplied };
+  }
+
+  /**
+   * The index a read must see: the leader's confirmed read index (ReadIndex, thesis §6.4), or with a valid lease
+   * the leader's commit index without a round trip (thesis §6.4.1). A follower asks the leader.
+   */
+  async #readBarrier(consistency: Consistency): Promise<number> {
+    if (consistency === 'lease' && this.#raft.leaseValid()) return this.#raft.log.committed;
+    if (this.#raft.role === 'leader') return this.readIndex();
+    const leader = this.#raft.leader ?? (await this.awaitLeader(this.#leaderWaitMs()));
+    if (leader === null || this.#readIndexFromLeader === undefined) throw new NotLeaderError(leader);
+    if (leader === this.id) return this.readIndex();
+    return this.#readIndexFromLeader(leader, this.#config.requestTimeoutMs);
+  }
+
+  readIndex(): Promise<number> {
+    if (this.#closed) return Promise.reject(new UnavailableError('the node is shutting down'));
+    const requestId = ++this.#readSeq;
+    const result = this.#raft.readIndex(requestId);
+    if (!result.ok) {
+      if (result.reason === 'busy') return Promise.reject(new UnavailableError('too many reads in flight'));
+      return Promise.reject(new NotLeaderError(result.leader));
+    }
+    this.#schedule();
+    return this.#reads.wait(requestId, this.#config.requestTimeoutMs, 'leadership not confirmed in time');
+  }
+
+  async transferLeadership(to: NodeId): Promise<{ leader: NodeId; term: number }> {
+    const result = this.#raft.transferLeadership(to);
+    if (!result.ok) {
+      if (result.reason === 'not_leader') throw new NotLeaderError(result.leader);
+      if (result.reason === 'already_leader') return { leader: this.id, term: this.#raft.term };
+      throw new InvalidRequestError(
+        result.reason === 'unknown_target'
+          ? `${to} is not a member of the cluster`
+          : 'a transfer is already running',
+      );
+    }
+    this.#schedule();
+    // The core gives up after an election timeout; wait a little longer to see the outcome.
+    const waitMs = this.#config.electionTimeoutMaxMs * 2 + this.#config.heartbeatIntervalMs;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#transfer = null;
+        reject(new TimeoutError(`${to} did not take over within ${waitMs} ms (it may be down or behind)`));
+      }, waitMs);
+      this.#transfer = {
+        to,
+        done: (leader, term) => {
+          clearTimeout(timer);
+          this.#transfer = null;
+          if (leader === to) resolve({ leader, term });
+          else reject(new TimeoutError(`leadership went to ${leader} instead of ${to}`));
+        },
+      };
+    });
+  }
+
+  awaitLeader(timeoutMs: number): Promise<NodeId | null> {
+    const leader = this.#raft.leader;
+    if (leader !== null || this.#closed) return Promise.resolve(leader);
+    return new Promise((resolve) => {
+      const waiter = (l: NodeId | null) => {
+        clearTimeout(timer);
+        resolve(l);
+      };
+      const timer = setTimeout(() => {
+        this.#leaderWaiters = this.#leaderWaiters.filter((w) => w !== waiter);
+        resolve(null);
+      }, timeoutMs);
+      this.#leaderWaiters.push(waiter);
+    });
+  }
+
+  /** About two election timeouts: a leader usually appears within one (§9.3). */
+  #leaderWaitMs(): number {
+    return this.#config.electionTimeoutMaxMs * 2;
+  }
+
+  #notifyLeader(leader: NodeId | null, force = false): void {
+    if ((leader === null && !force) || this.#leaderWaiters.length === 0) return;
+    const waiters = this.#leaderWaiters;
+    this.#leaderWaiters = [];
+    for (const w of waiters) w(leader);
   }
 
   status(): NodeStatus {
@@ -199,6 +308,11 @@ export class RaftNode implements KvService {
       if (proposed.reason === 'busy') {
         return Promise.reject(new UnavailableError('too many uncommitted entries; retry later'));
       }
+      if (proposed.reason === 'transferring') {
+        return Promise.reject(
+          new UnavailableError(`leadership is being handed to ${proposed.to}; retry shortly`),
+        );
+      }
       return Promise.reject(new NotLeaderError(proposed.leader));
     }
     this.#schedule();
@@ -228,6 +342,7 @@ export class RaftNode implements KvService {
 
   #tick(): void {
     this.#raft.tick();
+    this.#notifyLeader(this.#raft.leader);
     this.#schedule();
   }
 
@@ -299,8 +414,23 @@ export class RaftNode implements KvService {
     if (later.length > 0) this.#transport.send(later);
     for (const m of rd.messages) if (m.type === 'InstallSnapshot') this.#sendSnapshot(m);
     for (const entry of rd.committedEntries) this.#apply(entry);
+    this.#applied.reached(this.#kv.lastApplied);
+    for (const read of rd.readStates) this.#reads.resolve(read.requestId, read.index);
     this.#raft.advance(rd);
+    this.#observeRole(rd);
     this.#maybeSnapshot();
+  }
+
+  #observeRole(rd: Ready): void {
+    const { role, leader } = rd.softState;
+    if (this.#role === 'leader' && role !== 'leader') {
+      // Reads waiting for this leader's confirmation will never get it; their clients should retry elsewhere.
+      this.#reads.rejectAll(new ProposalDroppedError('leadership was lost before the read was confirmed'));
+    }
+    this.#role = role;
+    this.#notifyLeader(leader);
+    if (this.#transfer !== null && leader !== null && leader !== this.id)
+      this.#transfer.done(leader, this.#raft.term);
   }
 
   async #installSnapshot(meta: SnapshotMeta): Promise<void> {
@@ -427,6 +557,14 @@ async function restoreFromStorage(kv: KvStore, storage: Storage, meta: SnapshotM
 
 async function* toAsync(chunks: readonly Uint8Array[]): AsyncGenerator<Uint8Array> {
   yield* chunks;
+}
+
+const notAppliedInTime = 'the node did not apply the read index in time';
+
+function writeResult(result: ApplyResult): WriteResult {
+  if (result.op === 'get') throw new Error('node: a write answered like a read');
+  if (result.op === 'invalid') throw new Error(`node: the state machine rejected a write: ${result.error}`);
+  return result;
 }
 
 function toValue(key: string, found: { value: string; index: number } | null): KvValue | null {

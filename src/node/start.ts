@@ -8,6 +8,7 @@ import { FileStorage } from '../storage/file.js';
 import { MemoryStorage } from '../storage/memory.js';
 import type { Storage } from '../storage/storage.js';
 import { GrpcTransport } from '../transport/grpc.js';
+import { NotLeaderError, UnavailableError } from './errors.js';
 import { RaftNode } from './node.js';
 
 export interface StartNodeOptions {
@@ -44,7 +45,14 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
     peers: config.nodes.filter((n) => n.id !== nodeId).map((n) => ({ id: n.id, grpcAddress: n.grpcAddress })),
     logger: logger.child({ component: 'transport' }),
   });
-  const node = await RaftNode.create({ id: nodeId, config, storage, transport, logger });
+  const node = await RaftNode.create({
+    id: nodeId,
+    config,
+    storage,
+    transport,
+    logger,
+    readIndexFromLeader: (leader, timeoutMs) => readIndexFrom(config, leader, timeoutMs),
+  });
   await node.start();
 
   const http = buildHttpServer({
@@ -53,6 +61,8 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
     maxKeyBytes: config.maxKeyBytes,
     maxValueBytes: config.maxValueBytes,
     retryAfterSeconds: Math.max(1, Math.ceil(config.electionTimeoutMaxMs / 1000)),
+    leaderWaitMs: config.electionTimeoutMaxMs * 2,
+    forwardTimeoutMs: config.requestTimeoutMs + 1000,
   });
   const [host, port] = splitHostPort(self.webAddress);
   try {
@@ -76,6 +86,27 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
       return closing;
     },
   };
+}
+
+/** A follower's linearizable read asks the leader for a confirmed read index over HTTP (thesis §6.4). */
+async function readIndexFrom(config: ClusterConfig, leader: NodeId, timeoutMs: number): Promise<number> {
+  const address = config.nodes.find((n) => n.id === leader)?.webAddress;
+  if (address === undefined) throw new NotLeaderError(null);
+  let res: Response;
+  try {
+    res = await fetch(`http://${address}/internal/read-index`, {
+      method: 'POST',
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+  } catch {
+    throw new UnavailableError(`cannot reach the leader ${leader} to confirm a read`);
+  }
+  const body = (await res.json().catch(() => ({}))) as { index?: unknown; error?: { message?: string } };
+  if (res.status === 200 && typeof body.index === 'number') return body.index;
+  if (res.status === 307 || body.error?.message?.includes('leader') === true) throw new NotLeaderError(null);
+  throw new UnavailableError(
+    `the leader ${leader} could not confirm a read: ${body.error?.message ?? res.status}`,
+  );
 }
 
 function splitHostPort(address: string): [string, number] {

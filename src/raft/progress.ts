@@ -60,6 +60,10 @@ export class Progress {
   /** Index of the next entry to send (Figure 2: nextIndex). */
   next: number;
   state: ProgressState = 'probe';
+  /** The follower answered something since the leader last checked (CheckQuorum, thesis §6.2). */
+  recentActive = false;
+  /** The latest heartbeat round the follower acknowledged (ReadIndex and leases, thesis §6.4). */
+  ackedRound = 0;
   /** In snapshot state: the index of the snapshot being sent. */
   pendingSnapshot = 0;
   /** In probe state: a message was sent and its answer has not arrived yet. */

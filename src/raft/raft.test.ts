@@ -15,7 +15,13 @@ function entry(index: number, term: number): Entry {
 
 function core(
   id: string,
-  opts: { entries?: Entry[]; hardState?: HardState; voters?: string[]; inflight?: number } = {},
+  opts: {
+    entries?: Entry[];
+    hardState?: HardState;
+    voters?: string[];
+    inflight?: number;
+    preVote?: boolean;
+  } = {},
 ): Raft {
   return new Raft({
     id,
@@ -27,6 +33,7 @@ function core(
     hardState: opts.hardState ?? { term: 0, vote: '', commit: 0 },
     entries: opts.entries ?? [],
     limits: { maxInflightMessages: opts.inflight ?? 8 },
+    preVote: opts.preVote ?? true,
   });
 }
 
@@ -57,7 +64,12 @@ class Net {
     const queue: Message[] = [];
     const collect = () => {
       for (const r of this.nodes.values()) {
-        while (r.hasReady()) queue.push(...drain(r).messages);
+        while (r.hasReady()) {
+          const rd = drain(r);
+          queue.push(...rd.messages);
+          if (rd.readStates.length > 0)
+            this.reads.set(r.id, [...(this.reads.get(r.id) ?? []), ...rd.readStates]);
+        }
       }
     };
     collect();
@@ -69,6 +81,26 @@ class Net {
       collect();
     }
   }
+
+  /** Ticks every node `n` times, delivering messages after each tick. */
+  tickAll(n: number): void {
+    for (let i = 0; i < n; i++) {
+      for (const r of this.nodes.values()) r.tick();
+      this.run();
+    }
+  }
+
+  /** Cuts `id` off from everyone, both ways (until `heal`). */
+  isolate(id: string): void {
+    this.drop = (m) => m.from === id || m.to === id;
+  }
+
+  heal(): void {
+    this.drop = () => false;
+  }
+
+  /** The read states every node reported so far (drained from its Readies). */
+  readonly reads = new Map<string, { requestId: number; index: number }[]>();
 
   /** Ticks `id` until it starts an election, then delivers everything. */
   elect(id: string): void {
@@ -111,7 +143,7 @@ describe('leader election (§5.2)', () => {
   });
 
   it('a candidate increments its term, votes for itself, and persists that before asking for votes', () => {
-    const r = core('n1');
+    const r = core('n1', { preVote: false });
     tickUntilCandidate(r);
     const rd = drain(r);
     expect(rd.hardState).toEqual({ term: 1, vote: 'n1', commit: 0 });
@@ -133,9 +165,36 @@ describe('leader election (§5.2)', () => {
 
   it('one vote per term: a follower that voted for one candidate rejects another in the same term', () => {
     const r = core('n3');
-    r.step({ type: 'RequestVote', from: 'n1', to: 'n3', term: 5, lastLogIndex: 0, lastLogTerm: 0 });
-    r.step({ type: 'RequestVote', from: 'n2', to: 'n3', term: 5, lastLogIndex: 0, lastLogTerm: 0 });
-    r.step({ type: 'RequestVote', from: 'n1', to: 'n3', term: 5, lastLogIndex: 0, lastLogTerm: 0 });
+    r.step({
+      type: 'RequestVote',
+      from: 'n1',
+      to: 'n3',
+      term: 5,
+      lastLogIndex: 0,
+      lastLogTerm: 0,
+      preVote: false,
+      transfer: false,
+    });
+    r.step({
+      type: 'RequestVote',
+      from: 'n2',
+      to: 'n3',
+      term: 5,
+      lastLogIndex: 0,
+      lastLogTerm: 0,
+      preVote: false,
+      transfer: false,
+    });
+    r.step({
+      type: 'RequestVote',
+      from: 'n1',
+      to: 'n3',
+      term: 5,
+      lastLogIndex: 0,
+      lastLogTerm: 0,
+      preVote: false,
+      transfer: false,
+    });
     const rd = drain(r);
     expect(rd.hardState).toEqual({ term: 5, vote: 'n1', commit: 0 });
     expect(rd.messages.map((m) => m.type === 'RequestVoteResponse' && [m.to, m.voteGranted])).toEqual([
@@ -150,12 +209,39 @@ describe('leader election (§5.2)', () => {
       entries: [entry(1, 1), entry(2, 3)],
       hardState: { term: 3, vote: '', commit: 0 },
     });
-    r.step({ type: 'RequestVote', from: 'n1', to: 'n3', term: 4, lastLogIndex: 5, lastLogTerm: 2 });
-    r.step({ type: 'RequestVote', from: 'n2', to: 'n3', term: 4, lastLogIndex: 1, lastLogTerm: 3 });
+    r.step({
+      type: 'RequestVote',
+      from: 'n1',
+      to: 'n3',
+      term: 4,
+      lastLogIndex: 5,
+      lastLogTerm: 2,
+      preVote: false,
+      transfer: false,
+    });
+    r.step({
+      type: 'RequestVote',
+      from: 'n2',
+      to: 'n3',
+      term: 4,
+      lastLogIndex: 1,
+      lastLogTerm: 3,
+      preVote: false,
+      transfer: false,
+    });
     const grants = drain(r).messages.map((m) => m.type === 'RequestVoteResponse' && m.voteGranted);
     expect(grants).toEqual([false, false]);
-    r.step({ type: 'RequestVote', from: 'n2', to: 'n3', term: 4, lastLogIndex: 2, lastLogTerm: 3 });
-    expect(drain(r).messages[0]).toMatchObject({ voteGranted: true });
+    r.step({
+      type: 'RequestVote',
+      from: 'n2',
+      to: 'n3',
+      term: 4,
+      lastLogIndex: 2,
+      lastLogTerm: 3,
+      preVote: false,
+      transfer: false,
+    });
+    expect(drain(r).messages[0]).toMatchObject({ voteGranted: true, preVote: false });
   });
 
   it('§5.1: any node that sees a higher term adopts it and becomes follower, a leader included', () => {
@@ -172,6 +258,7 @@ describe('leader election (§5.2)', () => {
       rejectedIndex: 0,
       conflictTerm: 0,
       conflictIndex: 0,
+      context: 0,
     });
     expect(leader.role).toBe('follower');
     expect(leader.term).toBe(7);
@@ -180,7 +267,16 @@ describe('leader election (§5.2)', () => {
 
   it('Figure 2: requests from an older term are refused with the current term, so the sender steps down', () => {
     const r = core('n2', { hardState: { term: 4, vote: '', commit: 0 } });
-    r.step({ type: 'RequestVote', from: 'n1', to: 'n2', term: 3, lastLogIndex: 9, lastLogTerm: 3 });
+    r.step({
+      type: 'RequestVote',
+      from: 'n1',
+      to: 'n2',
+      term: 3,
+      lastLogIndex: 9,
+      lastLogTerm: 3,
+      preVote: false,
+      transfer: false,
+    });
     r.step({
       type: 'AppendEntries',
       from: 'n1',
@@ -190,10 +286,11 @@ describe('leader election (§5.2)', () => {
       prevLogTerm: 0,
       entries: [entry(1, 3)],
       leaderCommit: 1,
+      context: 0,
     });
     const replies = drain(r).messages;
     expect(replies).toMatchObject([
-      { type: 'RequestVoteResponse', term: 4, voteGranted: false },
+      { type: 'RequestVoteResponse', term: 4, voteGranted: false, preVote: false },
       { type: 'AppendEntriesResponse', term: 4, success: false },
     ]);
     expect(r.log.lastIndex()).toBe(0);
@@ -212,6 +309,7 @@ describe('leader election (§5.2)', () => {
       prevLogTerm: 0,
       entries: [],
       leaderCommit: 0,
+      context: 0,
     });
     expect(r.role).toBe('follower');
     expect(r.leader).toBe('n3');
@@ -219,8 +317,26 @@ describe('leader election (§5.2)', () => {
 
   it('messages from unknown nodes or for another node are ignored', () => {
     const r = core('n1');
-    r.step({ type: 'RequestVote', from: 'n9', to: 'n1', term: 9, lastLogIndex: 0, lastLogTerm: 0 });
-    r.step({ type: 'RequestVote', from: 'n2', to: 'n3', term: 9, lastLogIndex: 0, lastLogTerm: 0 });
+    r.step({
+      type: 'RequestVote',
+      from: 'n9',
+      to: 'n1',
+      term: 9,
+      lastLogIndex: 0,
+      lastLogTerm: 0,
+      preVote: false,
+      transfer: false,
+    });
+    r.step({
+      type: 'RequestVote',
+      from: 'n2',
+      to: 'n3',
+      term: 9,
+      lastLogIndex: 0,
+      lastLogTerm: 0,
+      preVote: false,
+      transfer: false,
+    });
     expect(r.term).toBe(0);
     expect(r.hasReady()).toBe(false);
   });
@@ -388,9 +504,10 @@ describe('log replication (§5.3)', () => {
       hardState: { term: 1, vote: 'n1', commit: 0 },
       entries: [],
       limits: { maxUncommittedEntries: 3 },
+      preVote: false,
     });
     tickUntilCandidate(r);
-    r.step({ type: 'RequestVoteResponse', from: 'n2', to: 'n1', term: 2, voteGranted: true });
+    r.step({ type: 'RequestVoteResponse', from: 'n2', to: 'n1', term: 2, voteGranted: true, preVote: false });
     expect(r.role).toBe('leader');
     expect(r.propose(text.encode('a')).ok).toBe(true);
     expect(r.propose(text.encode('b')).ok).toBe(true);
@@ -482,5 +599,181 @@ describe('snapshots and log compaction (§7)', () => {
     n1.tick();
     net.run();
     expect(net.sent.filter((m) => m.type === 'InstallSnapshot').length).toBe(1);
+  });
+});
+
+describe('PreVote and CheckQuorum (thesis §9.6, §6.2)', () => {
+  it('a node cut off from the cluster does not raise its term, and does not disturb the cluster when it returns', () => {
+    const net = new Net(ids.map((id) => core(id)));
+    net.elect('n1');
+    const term = net.get('n1').term;
+    net.isolate('n3');
+    net.tickAll(200); // many election timeouts for n3
+    expect(net.get('n3').term).toBe(term); // PreVotes failed, so its term never moved
+    net.heal();
+    net.tickAll(50);
+    expect(net.get('n1').role).toBe('leader');
+    expect(net.get('n1').term).toBe(term);
+    expect(net.get('n3').leader).toBe('n1');
+  });
+
+  it('without PreVote the same node would depose the leader on return (the problem PreVote solves)', () => {
+    const net = new Net(ids.map((id) => core(id, { preVote: false })));
+    net.elect('n1');
+    const term = net.get('n1').term;
+    net.isolate('n3');
+    net.tickAll(200);
+    expect(net.get('n3').term).toBeGreaterThan(term + 3);
+    net.heal();
+    net.tickAll(50);
+    expect(net.get('n1').term).toBeGreaterThan(term);
+  });
+
+  it('a leader cut off from the majority steps down within an election timeout', () => {
+    const net = new Net(ids.map((id) => core(id)));
+    net.elect('n1');
+    net.isolate('n1');
+    let ticks = 0;
+    while (net.get('n1').role === 'leader') {
+      net.tickAll(1);
+      ticks++;
+      expect(ticks).toBeLessThanOrEqual(20); // the minimum election timeout is 10 ticks; the check runs every 10
+    }
+  });
+
+  it('voters ignore RequestVote while they hear from a leader (thesis §4.2.3)', () => {
+    const net = new Net(ids.map((id) => core(id)));
+    net.elect('n1');
+    const n2 = net.get('n2');
+    const term = n2.term;
+    n2.step({
+      type: 'RequestVote',
+      from: 'n3',
+      to: 'n2',
+      term: term + 5,
+      lastLogIndex: 99,
+      lastLogTerm: 99,
+      preVote: false,
+      transfer: false,
+    });
+    expect(n2.term).toBe(term);
+    expect(n2.hasReady()).toBe(false);
+  });
+});
+
+describe('ReadIndex and leases (thesis §6.4)', () => {
+  it('a read is confirmed by one heartbeat round, shared by every read waiting, and writes nothing to the log', () => {
+    const net = new Net(ids.map((id) => core(id)));
+    net.elect('n1');
+    const leader = net.get('n1');
+    const last = leader.log.lastIndex();
+    net.sent = [];
+    for (let id = 1; id <= 5; id++) expect(leader.readIndex(id)).toEqual({ ok: true });
+    net.run();
+    expect(net.reads.get('n1')?.map((r) => r.requestId)).toEqual([1, 2, 3, 4, 5]);
+    expect(net.reads.get('n1')?.every((r) => r.index === leader.log.committed)).toBe(true);
+    expect(net.sent.filter((m) => m.type === 'AppendEntries').length).toBe(2); // one round: one per follower
+    expect(leader.log.lastIndex()).toBe(last);
+  });
+
+  it('a leader cut off from the majority never completes a linearizable read', () => {
+    const net = new Net(ids.map((id) => core(id)));
+    net.elect('n1');
+    net.isolate('n1');
+    expect(net.get('n1').readIndex(7)).toEqual({ ok: true });
+    net.tickAll(40);
+    expect(net.reads.get('n1')).toBeUndefined();
+    expect(net.get('n1').role).not.toBe('leader');
+  });
+
+  it('a new leader answers reads only once it has committed an entry of its term', () => {
+    const net = new Net(ids.map((id) => core(id)));
+    net.drop = (m) => m.type === 'AppendEntriesResponse';
+    net.elect('n1');
+    expect(net.get('n1').readIndex(1)).toEqual({ ok: true });
+    net.run();
+    expect(net.reads.get('n1')).toBeUndefined(); // its no-op is not committed: the commit index is not known
+    net.heal();
+    net.get('n1').tick();
+    net.get('n1').tick();
+    net.run();
+    expect(net.reads.get('n1')?.map((r) => r.requestId)).toEqual([1]);
+  });
+
+  it('followers refuse to serve ReadIndex themselves and name the leader', () => {
+    const net = new Net(ids.map((id) => core(id)));
+    net.elect('n1');
+    expect(net.get('n2').readIndex(1)).toEqual({ ok: false, reason: 'not_leader', leader: 'n1' });
+  });
+
+  it('the lease holds after a majority acknowledged a recent round and expires without one', () => {
+    const net = new Net(ids.map((id) => core(id)));
+    net.elect('n1');
+    const leader = net.get('n1');
+    net.tickAll(3);
+    expect(leader.leaseValid()).toBe(true);
+    net.drop = (m) => m.type === 'AppendEntriesResponse';
+    let ticks = 0;
+    while (leader.leaseValid()) {
+      leader.tick();
+      net.run();
+      ticks++;
+    }
+    expect(ticks).toBeLessThan(10); // within the minimum election timeout minus drift
+  });
+});
+
+describe('leadership transfer (thesis §3.10)', () => {
+  it('the target takes over at once, and the old leader refuses writes meanwhile', () => {
+    const net = new Net(ids.map((id) => core(id)));
+    net.elect('n1');
+    net.drop = (m) => m.type === 'TimeoutNow';
+    expect(net.get('n1').transferLeadership('n2')).toEqual({ ok: true });
+    net.run();
+    expect(net.get('n1').propose(text.encode('x'))).toEqual({ ok: false, reason: 'transferring', to: 'n2' });
+    expect(net.get('n1').leaseValid()).toBe(false);
+    net.heal();
+    net.get('n1').tick();
+    net.get('n1').tick();
+    net.run(); // the heartbeat's answer makes the leader send TimeoutNow again
+    expect(net.get('n2').role).toBe('leader');
+    expect(net.get('n1').leader).toBe('n2');
+  });
+
+  it('a target that is behind gets no TimeoutNow until it has caught up', () => {
+    const net = new Net(ids.map((id) => core(id)));
+    net.elect('n1');
+    net.drop = (m) => m.to === 'n3' && m.type === 'AppendEntries';
+    for (let i = 0; i < 3; i++) net.get('n1').propose(text.encode(`v${i}`));
+    net.run();
+    net.sent = [];
+    net.get('n1').transferLeadership('n3');
+    net.run();
+    expect(net.sent.some((m) => m.type === 'TimeoutNow')).toBe(false);
+    net.heal();
+    net.get('n1').tick();
+    net.get('n1').tick();
+    net.run();
+    expect(net.get('n3').role).toBe('leader');
+    expect(net.get('n3').log.lastIndex()).toBeGreaterThanOrEqual(4);
+  });
+
+  it('is given up after an election timeout if the target does not take over', () => {
+    const net = new Net(ids.map((id) => core(id)));
+    net.elect('n1');
+    net.isolate('n3');
+    net.get('n1').transferLeadership('n3');
+    net.tickAll(12);
+    expect(net.get('n1').role).toBe('leader');
+    expect(net.get('n1').transferee).toBeNull();
+    expect(net.get('n1').propose(text.encode('x')).ok).toBe(true);
+  });
+
+  it('refuses unknown targets and itself', () => {
+    const net = new Net(ids.map((id) => core(id)));
+    net.elect('n1');
+    expect(net.get('n1').transferLeadership('n9')).toEqual({ ok: false, reason: 'unknown_target' });
+    expect(net.get('n1').transferLeadership('n1')).toEqual({ ok: false, reason: 'already_leader' });
+    expect(net.get('n2').transferLeadership('n3')).toMatchObject({ ok: false, reason: 'not_leader' });
   });
 });

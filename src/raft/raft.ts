@@ -26,6 +26,7 @@ import {
   type SnapshotMeta,
   type InstallSnapshot,
   type SoftState,
+  type TimeoutNow,
 } from './types.js';
 
 export interface RaftOptions {
@@ -47,7 +48,29 @@ export interface RaftOptions {
   readonly limits?: Partial<RaftLimits>;
   /** One line per role change and other notable events ("node1 became leader at term 3"). */
   readonly log?: (line: string) => void;
+  /** PreVote (thesis §9.6). Default true. */
+  readonly preVote?: boolean;
+  /** CheckQuorum (thesis §6.2): a leader that hears from no majority for an election timeout steps down. Default true. */
+  readonly checkQuorum?: boolean;
+  /** Lease reads: how many ticks of clock drift between nodes the lease allows for. Default 1. */
+  readonly leaseDriftTicks?: number;
 }
+
+/** A linearizable read the leader confirmed (thesis §6.4): answer it once the state machine applied `index`. */
+export interface ReadState {
+  readonly requestId: number;
+  readonly index: number;
+}
+
+export type ReadIndexResult =
+  | { readonly ok: true }
+  | { readonly ok: false; readonly reason: 'not_leader'; readonly leader: NodeId | null }
+  | { readonly ok: false; readonly reason: 'busy' };
+
+export type TransferResult =
+  | { readonly ok: true }
+  | { readonly ok: false; readonly reason: 'not_leader'; readonly leader: NodeId | null }
+  | { readonly ok: false; readonly reason: 'unknown_target' | 'already_leader' | 'in_progress' };
 
 export interface RaftLimits {
   /** Entries in one AppendEntries message. */
@@ -60,6 +83,8 @@ export interface RaftLimits {
   readonly maxUncommittedEntries: number;
   /** Committed entries handed to the state machine in one Ready. */
   readonly maxApplyEntries: number;
+  /** Linearizable reads waiting for leadership confirmation at once. */
+  readonly maxPendingReads: number;
 }
 
 export const defaultLimits: RaftLimits = {
@@ -68,6 +93,7 @@ export const defaultLimits: RaftLimits = {
   maxInflightMessages: 64,
   maxUncommittedEntries: 50_000,
   maxApplyEntries: 4096,
+  maxPendingReads: 20_000,
 };
 
 /** Everything the outside must do now; see the module comment. */
@@ -85,13 +111,23 @@ export interface Ready {
   readonly messages: readonly Message[];
   /** Apply these to the state machine, in order (Figure 2: "If commitIndex > lastApplied: ... apply"). */
   readonly committedEntries: readonly Entry[];
+  /** Confirmed linearizable reads (thesis §6.4). */
+  readonly readStates: readonly ReadState[];
   readonly softState: SoftState;
 }
 
 export type ProposeResult =
   | { readonly ok: true; readonly index: number; readonly term: number }
   | { readonly ok: false; readonly reason: 'not_leader'; readonly leader: NodeId | null }
-  | { readonly ok: false; readonly reason: 'busy' };
+  | { readonly ok: false; readonly reason: 'busy' }
+  | { readonly ok: false; readonly reason: 'transferring'; readonly to: NodeId };
+
+interface PendingRead {
+  readonly requestId: number;
+  readonly index: number;
+  /** The heartbeat round a majority must acknowledge to confirm the leadership this read relies on. */
+  readonly round: number;
+}
 
 export class Raft {
   readonly id: NodeId;
@@ -102,6 +138,9 @@ export class Raft {
   readonly #electionTicksMin: number;
   readonly #electionTicksMax: number;
   readonly #heartbeatTicks: number;
+  readonly #preVote: boolean;
+  readonly #checkQuorum: boolean;
+  readonly #leaseTicks: number;
 
   // Persistent state (Figure 2). Invariant: #vote is '' or a voter, and was chosen during #term.
   #term: number;
@@ -115,6 +154,27 @@ export class Raft {
   #heartbeatElapsed = 0;
   /** Invariant: electionTicksMin <= #electionTimeout < electionTicksMax. Re-drawn on every reset (§5.2). */
   #electionTimeout = 0;
+  /** Candidate only: this is a PreVote round (thesis §9.6); the term moves only once it is won. */
+  #preCandidate = false;
+  /** The logical clock, in ticks since start. */
+  #ticks = 0;
+  /**
+   * Leader only: heartbeat rounds. Every AppendEntries carries the current round as its context, which followers
+   * echo; a round acknowledged by a majority proves this node was still leader when the round began. That confirms
+   * ReadIndex reads (thesis §6.4) and starts leases. #roundSentAt maps each recent round to the tick it began.
+   */
+  #round = 0;
+  readonly #roundSentAt = new Map<number, number>();
+  /** A round was opened for reads and its heartbeats still have to go out. */
+  #readRoundOpen = false;
+  /** Leases count only rounds after this one (rounds from before a leadership transfer do not). */
+  #leaseFloorRound = 0;
+  #pendingReads: PendingRead[] = [];
+  /** Reads that arrived before this leader committed an entry of its own term (thesis §6.4 step 1). */
+  #readsAwaitingCommit: number[] = [];
+  #readStates: ReadState[] = [];
+  /** Leader only: a leadership transfer in progress (thesis §3.10). */
+  #transferee: NodeId | null = null;
   /** Candidate only: the answers received in this election. */
   readonly #votes = new Map<NodeId, boolean>();
   /** Leader only: one entry per other voter. */
@@ -146,6 +206,9 @@ export class Raft {
     this.#electionTicksMin = options.electionTicksMin;
     this.#electionTicksMax = options.electionTicksMax;
     this.#heartbeatTicks = options.heartbeatTicks;
+    this.#preVote = options.preVote ?? true;
+    this.#checkQuorum = options.checkQuorum ?? true;
+    this.#leaseTicks = this.#electionTicksMin - (options.leaseDriftTicks ?? 1);
     this.#term = options.hardState.term;
     this.#vote = options.hardState.vote;
     this.#snapshot = options.snapshot ?? null;
@@ -188,22 +251,61 @@ export class Raft {
 
   /** One tick of the logical clock. */
   tick(): void {
+    this.#ticks++;
     if (this.#role === 'leader') {
-      this.#heartbeatElapsed++;
-      if (this.#heartbeatElapsed >= this.#heartbeatTicks) {
-        this.#heartbeatElapsed = 0;
-        this.#broadcastAppend(true);
-      }
+      this.#tickLeader();
       return;
     }
     this.#electionElapsed++;
-    // §5.2: a follower (or candidate) that hears nothing for an election timeout starts an election.
-    if (this.#electionElapsed >= this.#electionTimeout) this.#campaign();
+    // §5.2: a follower (or candidate) that hears nothing for an election timeout starts an election, first asking
+    // for PreVotes (thesis §9.6) when enabled.
+    if (this.#electionElapsed >= this.#electionTimeout) {
+      if (this.#preVote) this.#preCampaign();
+      else this.#campaign(false);
+    }
+  }
+
+  #tickLeader(): void {
+    this.#electionElapsed++;
+    if (this.#electionElapsed >= this.#electionTicksMin) {
+      this.#electionElapsed = 0;
+      // CheckQuorum (thesis §6.2): a leader that did not hear from a majority for an election timeout steps down,
+      // so that a leader cut off from the majority stops serving (and its clients go elsewhere).
+      if (this.#checkQuorum && !this.#quorumActive()) {
+        this.#logLine(`${this.id} heard from no majority for an election timeout`);
+        this.#becomeFollower(this.#term, null);
+        return;
+      }
+      if (this.#transferee !== null) {
+        this.#logLine(
+          `${this.id} gave up transferring leadership to ${this.#transferee}: it did not take over`,
+        );
+        this.#endTransfer();
+      }
+    }
+    this.#heartbeatElapsed++;
+    if (this.#heartbeatElapsed >= this.#heartbeatTicks) {
+      this.#heartbeatElapsed = 0;
+      this.#openRound();
+      this.#broadcastAppend(true);
+    }
+  }
+
+  /** Counts the voters heard from since the last check (this leader included), and resets the marks. */
+  #quorumActive(): boolean {
+    const votes = new Map<NodeId, boolean>([[this.id, true]]);
+    for (const [id, pr] of this.#progress) {
+      votes.set(id, pr.recentActive);
+      pr.recentActive = false;
+    }
+    return tallyVotes(this.#voters, votes) === 'won';
   }
 
   /** A new command for the state machine. Only the leader accepts one (§5.1: clients talk to the leader). */
   propose(data: Uint8Array): ProposeResult {
     if (this.#role !== 'leader') return { ok: false, reason: 'not_leader', leader: this.#leader };
+    // Thesis §3.10: while leadership is being handed over, the leader takes no new commands.
+    if (this.#transferee !== null) return { ok: false, reason: 'transferring', to: this.#transferee };
     if (this.log.lastIndex() - this.log.committed >= this.#limits.maxUncommittedEntries) {
       return { ok: false, reason: 'busy' };
     }
@@ -220,8 +322,23 @@ export class Raft {
     // Figure 2, Rules for All Servers: "If RPC request or response contains term T > currentTerm: set
     // currentTerm = T, convert to follower" (§5.1).
     if (m.term > this.#term) {
-      const fromLeader = m.type === 'AppendEntries' || m.type === 'InstallSnapshot';
-      this.#becomeFollower(m.term, fromLeader ? m.from : null);
+      if (m.type === 'RequestVote' && !m.transfer && this.#inLease()) {
+        // Thesis §4.2.3: a server that heard from a leader within the minimum election timeout disregards
+        // RequestVote, neither updating its term nor granting (a removed or cut-off server cannot depose a working
+        // leader). PreVotes are answered (with a refusal) below.
+        if (!m.preVote) return;
+      }
+      const preVoteTerm =
+        (m.type === 'RequestVote' && m.preVote) || (m.type === 'RequestVoteResponse' && m.preVote);
+      if (!preVoteTerm) {
+        // A granted PreVote answer carries the term it was asked about, and a PreVote request the candidate's next
+        // term: neither makes anyone change term (thesis §9.6). Everything else does (§5.1).
+        const fromLeader =
+          m.type === 'AppendEntries' || m.type === 'InstallSnapshot' || m.type === 'TimeoutNow';
+        this.#becomeFollower(m.term, fromLeader ? m.from : null);
+      } else if (m.type === 'RequestVoteResponse' && !m.voteGranted) {
+        this.#becomeFollower(m.term, null); // refused because the voter is at a later term: catch up to it
+      }
     } else if (m.term < this.#term) {
       this.#stepStale(m);
       return;
@@ -238,7 +355,122 @@ export class Raft {
         return this.#handleAppendResponse(m);
       case 'InstallSnapshot':
         return this.#handleInstallSnapshot(m);
+      case 'TimeoutNow':
+        return this.#handleTimeoutNow(m);
     }
+  }
+
+  /**
+   * A linearizable read (ReadIndex, thesis §6.4). The leader notes its commit index, confirms it is still leader
+   * with a round of heartbeats (shared by every read that arrives before the round goes out), and reports the read
+   * in Ready.readStates; the outside answers it once its state machine applied that index. Nothing goes to the log.
+   */
+  readIndex(requestId: number): ReadIndexResult {
+    if (this.#role !== 'leader') return { ok: false, reason: 'not_leader', leader: this.#leader };
+    if (this.#pendingReads.length + this.#readsAwaitingCommit.length >= this.#limits.maxPendingReads) {
+      return { ok: false, reason: 'busy' };
+    }
+    // Step 1: a new leader does not know the commit index until it has committed an entry of its own term (its
+    // no-op, §8); reads wait for that.
+    if (this.log.term(this.log.committed) !== this.#term) {
+      this.#readsAwaitingCommit.push(requestId);
+      return { ok: true };
+    }
+    this.#addRead(requestId);
+    return { ok: true };
+  }
+
+  #addRead(requestId: number): void {
+    if (!this.#readRoundOpen) {
+      this.#openRound();
+      this.#readRoundOpen = true;
+    }
+    this.#pendingReads.push({ requestId, index: this.log.committed, round: this.#round });
+    this.#confirmReads(); // a single-node cluster is its own majority
+  }
+
+  /** Starts a new heartbeat round; the AppendEntries sent from now on carry it. */
+  #openRound(): void {
+    this.#round++;
+    this.#roundSentAt.set(this.#round, this.#ticks);
+  }
+
+  /** The latest round a majority (this leader included) has acknowledged. */
+  #quorumRound(): number {
+    const rounds = this.#voters.map((id) =>
+      id === this.id ? this.#round : (this.#progress.get(id)?.ackedRound ?? 0),
+    );
+    return majorityMatchIndex(rounds);
+  }
+
+  #confirmReads(): void {
+    if (this.#pendingReads.length === 0) return;
+    const confirmed = this.#quorumRound();
+    let n = 0;
+    while (n < this.#pendingReads.length && (this.#pendingReads[n]?.round ?? Infinity) <= confirmed) n++;
+    for (const read of this.#pendingReads.splice(0, n)) {
+      this.#readStates.push({ requestId: read.requestId, index: read.index });
+    }
+  }
+
+  /**
+   * Whether the leader may answer a read from its own state right now (a lease read). A majority acknowledged a
+   * heartbeat round that began less than an election timeout (minus the allowed clock drift) ago, and with
+   * CheckQuorum and leader stickiness (thesis §4.2.3) no other leader can be elected before the timeout runs out
+   * (thesis §6.4.1). Never during a leadership transfer. The read must still wait until the state machine has
+   * applied this leader's commit index.
+   */
+  leaseValid(): boolean {
+    if (this.#role !== 'leader' || !this.#checkQuorum || this.#transferee !== null) return false;
+    if (this.log.term(this.log.committed) !== this.#term) return false;
+    const round = this.#quorumRound();
+    if (round <= this.#leaseFloorRound) return false;
+    const sentAt = this.#roundSentAt.get(round);
+    return sentAt !== undefined && this.#ticks - sentAt < this.#leaseTicks;
+  }
+
+  /**
+   * Leadership transfer (thesis §3.10): stop taking commands, bring `to` up to date, then send it TimeoutNow so it
+   * starts an election at once. Given up after an election timeout. The outside watches the soft state to see
+   * `to` take over.
+   */
+  transferLeadership(to: NodeId): TransferResult {
+    if (this.#role !== 'leader') return { ok: false, reason: 'not_leader', leader: this.#leader };
+    if (to === this.id) return { ok: false, reason: 'already_leader' };
+    const pr = this.#progress.get(to);
+    if (pr === undefined) return { ok: false, reason: 'unknown_target' };
+    if (this.#transferee !== null) return { ok: false, reason: 'in_progress' };
+    this.#transferee = to;
+    this.#electionElapsed = 0; // the transfer gets a whole election timeout
+    this.#logLine(`${this.id} transfers leadership to ${to}`);
+    this.#maybeSendTimeoutNow(to, pr);
+    return { ok: true };
+  }
+
+  /** The node leadership is being transferred to, if any. */
+  get transferee(): NodeId | null {
+    return this.#transferee;
+  }
+
+  #maybeSendTimeoutNow(to: NodeId, pr: Progress): void {
+    if (pr.match === this.log.lastIndex()) {
+      this.#send<TimeoutNow>({ type: 'TimeoutNow', from: this.id, to, term: this.#term });
+    } else {
+      this.#sendAppend(to, pr, false); // the target is behind: catch it up first
+    }
+  }
+
+  #endTransfer(): void {
+    this.#transferee = null;
+    // Rounds acknowledged before the transfer ended cannot start a lease: the target may have been elected.
+    this.#leaseFloorRound = this.#round;
+  }
+
+  /** Thesis §3.10: the leader asks this node to take over; it campaigns at once, without a PreVote. */
+  #handleTimeoutNow(m: TimeoutNow): void {
+    if (this.#role === 'leader') return;
+    this.#logLine(`${this.id} was asked by ${m.from} to take over leadership`);
+    this.#campaign(true);
   }
 
   /**
@@ -279,6 +511,8 @@ export class Raft {
     return (
       this.#broadcastPending ||
       this.#pendingInstall !== undefined ||
+      this.#readRoundOpen ||
+      this.#readStates.length > 0 ||
       this.#messages.length > 0 ||
       this.log.stable < this.log.lastIndex() ||
       this.log.applied < this.log.committed ||
@@ -288,8 +522,16 @@ export class Raft {
 
   /** What must be done now. Call `advance` with it once done, before calling `ready` again. */
   ready(): Ready {
-    if (this.#broadcastPending) this.#broadcastAppend(false);
+    if (this.#readRoundOpen) {
+      // One heartbeat round confirms every read that arrived since the last Ready (thesis §6.4: batching).
+      this.#readRoundOpen = false;
+      this.#broadcastAppend(true);
+    } else if (this.#broadcastPending) {
+      this.#broadcastAppend(false);
+    }
     const hardState = this.hardState();
+    const readStates = this.#readStates;
+    this.#readStates = [];
     const messages = this.#messages;
     this.#messages = [];
     const snapshot = this.#pendingInstall;
@@ -300,6 +542,7 @@ export class Raft {
       entries: this.log.unstableEntries(),
       messages,
       committedEntries: this.log.nextCommitted(this.#limits.maxApplyEntries),
+      readStates,
       softState: this.softState(),
     };
   }
@@ -329,7 +572,9 @@ export class Raft {
     this.#leader = leader;
     this.#progress.clear();
     this.#votes.clear();
+    this.#preCandidate = false;
     this.#broadcastPending = false;
+    this.#clearLeaderState();
     this.#resetElectionTimer();
     this.#logLine(
       `${this.id} became follower at term ${term}${leader === null ? '' : `, leader ${leader}`}` +
@@ -337,11 +582,31 @@ export class Raft {
     );
   }
 
+  /**
+   * PreVote (thesis §9.6): before disturbing anyone with a higher term, ask whether a majority would vote for us at
+   * the next term. The term and vote stay as they are; only a won PreVote leads to a real election.
+   */
+  #preCampaign(): void {
+    this.#role = 'candidate';
+    this.#preCandidate = true;
+    this.#leader = null;
+    this.#votes.clear();
+    this.#votes.set(this.id, true);
+    this.#resetElectionTimer();
+    this.#logLine(`${this.id} became pre-candidate at term ${this.#term}`);
+    if (tallyVotes(this.#voters, this.#votes) === 'won') {
+      this.#campaign(false);
+      return;
+    }
+    this.#requestVotes(this.#term + 1, true, false);
+  }
+
   /** §5.2: increment currentTerm, vote for self, reset the election timer, send RequestVote to all others. */
-  #campaign(): void {
+  #campaign(transfer: boolean): void {
     this.#term++;
     this.#vote = this.id;
     this.#role = 'candidate';
+    this.#preCandidate = false;
     this.#leader = null;
     this.#votes.clear();
     this.#votes.set(this.id, true);
@@ -351,23 +616,48 @@ export class Raft {
       this.#becomeLeader();
       return;
     }
+    this.#requestVotes(this.#term, false, transfer);
+  }
+
+  #requestVotes(term: number, preVote: boolean, transfer: boolean): void {
     for (const peer of this.#peers()) {
       this.#send<RequestVote>({
         type: 'RequestVote',
         from: this.id,
         to: peer,
-        term: this.#term,
+        term,
         lastLogIndex: this.log.lastIndex(),
         lastLogTerm: this.log.lastTerm(),
+        preVote,
+        transfer,
       });
     }
+  }
+
+  /** Whether this node heard from a leader within the minimum election timeout (thesis §4.2.3). */
+  #inLease(): boolean {
+    if (!this.#checkQuorum || this.#leader === null) return false;
+    return this.#role === 'leader' || this.#electionElapsed < this.#electionTicksMin;
+  }
+
+  #clearLeaderState(): void {
+    this.#transferee = null;
+    this.#pendingReads = [];
+    this.#readsAwaitingCommit = [];
+    this.#readRoundOpen = false;
+    this.#roundSentAt.clear();
+    this.#round = 0;
+    this.#leaseFloorRound = 0;
   }
 
   #becomeLeader(): void {
     this.#role = 'leader';
     this.#leader = this.id;
     this.#votes.clear();
+    this.#preCandidate = false;
     this.#heartbeatElapsed = 0;
+    this.#electionElapsed = 0;
+    this.#clearLeaderState();
     // Figure 2, Leaders: nextIndex starts just after the leader's last entry, matchIndex at 0.
     this.#progress.clear();
     for (const peer of this.#peers()) {
@@ -389,6 +679,21 @@ export class Raft {
   // Elections (§5.2, §5.4.1)
 
   #handleRequestVote(m: RequestVote): void {
+    if (m.preVote) {
+      // Thesis §9.6: grant a PreVote if we would grant the vote at that term (same rules as below) and we have not
+      // heard from a leader recently; change nothing.
+      const wouldVote = m.term > this.#term || this.#vote === '' || this.#vote === m.from;
+      const granted = wouldVote && !this.#inLease() && this.log.isUpToDate(m.lastLogIndex, m.lastLogTerm);
+      this.#send<RequestVoteResponse>({
+        type: 'RequestVoteResponse',
+        from: this.id,
+        to: m.from,
+        term: granted ? m.term : this.#term,
+        voteGranted: granted,
+        preVote: true,
+      });
+      return;
+    }
     // Figure 2, RequestVote receiver step 2: grant if votedFor is null or candidateId, and the candidate's log is
     // at least as up-to-date as the receiver's (§5.4.1).
     const canVote = this.#vote === '' || this.#vote === m.from;
@@ -404,14 +709,19 @@ export class Raft {
       to: m.from,
       term: this.#term,
       voteGranted: granted,
+      preVote: false,
     });
   }
 
   #handleVoteResponse(m: RequestVoteResponse): void {
-    if (this.#role !== 'candidate') return; // A late answer from an election already decided.
+    // A late answer from an election already decided, or to the other kind of round.
+    if (this.#role !== 'candidate' || m.preVote !== this.#preCandidate) return;
     this.#votes.set(m.from, m.voteGranted);
     const result = tallyVotes(this.#voters, this.#votes);
-    if (result === 'won') this.#becomeLeader();
+    if (result === 'won') {
+      if (this.#preCandidate) this.#campaign(false);
+      else this.#becomeLeader();
+    }
     // 'lost': stay candidate; the election timer will start a new election (§5.2, split votes).
   }
 
@@ -427,6 +737,7 @@ export class Raft {
         to: m.from,
         term: this.#term,
         voteGranted: false,
+        preVote: m.preVote,
       });
     } else if (m.type === 'AppendEntries' || m.type === 'InstallSnapshot') {
       this.#send<AppendEntriesResponse>({
@@ -439,6 +750,7 @@ export class Raft {
         rejectedIndex: m.type === 'AppendEntries' ? m.prevLogIndex : m.snapshot.index,
         conflictTerm: 0,
         conflictIndex: 0,
+        context: 0,
       });
     }
   }
@@ -472,6 +784,7 @@ export class Raft {
       rejectedIndex: 0,
       conflictTerm: 0,
       conflictIndex: 0,
+      context: 0,
     } as const;
     if (index <= this.log.committed) {
       // Nothing new: we already hold (and may have applied past) everything the snapshot covers.
@@ -501,6 +814,7 @@ export class Raft {
       to: m.from,
       term: this.#term,
       rejectedIndex: m.prevLogIndex,
+      context: m.context,
     } as const;
 
     if (m.prevLogIndex < this.log.committed) {
@@ -540,20 +854,26 @@ export class Raft {
     if (this.#role !== 'leader') return;
     const pr = this.#progress.get(m.from);
     if (pr === undefined) return;
+    pr.recentActive = true;
+    if (m.context > pr.ackedRound) {
+      pr.ackedRound = m.context;
+      this.#confirmReads();
+    }
+    if (m.success) this.#handleAppendSuccess(m, pr);
+    else this.#handleRejection(m, pr);
+    if (this.#transferee === m.from && this.#role === 'leader') this.#maybeSendTimeoutNow(m.from, pr);
+  }
 
-    if (m.success) {
-      if (!pr.maybeUpdate(m.matchIndex)) {
-        // A duplicate or stale acknowledgement. In probe state it still answers the outstanding probe.
-        if (pr.state === 'probe' && m.matchIndex === pr.match) pr.probeSent = false;
-        this.#sendAppend(m.from, pr, false);
-        return;
-      }
-      if (pr.state !== 'replicate') pr.becomeReplicate();
-      this.#maybeCommit();
+  #handleAppendSuccess(m: AppendEntriesResponse, pr: Progress): void {
+    if (!pr.maybeUpdate(m.matchIndex)) {
+      // A duplicate or stale acknowledgement. In probe state it still answers the outstanding probe.
+      if (pr.state === 'probe' && m.matchIndex === pr.match) pr.probeSent = false;
       this.#sendAppend(m.from, pr, false);
       return;
     }
-    this.#handleRejection(m, pr);
+    if (pr.state !== 'replicate') pr.becomeReplicate();
+    this.#maybeCommit();
+    this.#sendAppend(m.from, pr, false);
   }
 
   #handleRejection(m: AppendEntriesResponse, pr: Progress): void {
@@ -591,6 +911,10 @@ export class Raft {
     const index = majorityMatchIndex(matches);
     if (index > this.log.committed && this.log.term(index) === this.#term) {
       this.log.commitTo(index);
+      // The first commit of this term: the reads that waited for it can proceed (thesis §6.4 step 1).
+      const waiting = this.#readsAwaitingCommit;
+      this.#readsAwaitingCommit = [];
+      for (const requestId of waiting) this.#addRead(requestId);
       // Followers learn the new commit index with the next AppendEntries or heartbeat.
     }
   }
@@ -637,6 +961,7 @@ export class Raft {
       prevLogTerm,
       entries,
       leaderCommit: this.log.committed,
+      context: this.#round,
     });
     const last = entries[entries.length - 1];
     if (last !== undefined) pr.sent(last.index);

@@ -42,12 +42,18 @@ export interface RequestVote extends MessageBase {
   readonly type: 'RequestVote';
   readonly lastLogIndex: number;
   readonly lastLogTerm: number;
+  /** A PreVote (thesis §9.6): asks whether the receiver would vote at `term`, without changing anyone's term. */
+  readonly preVote: boolean;
+  /** Started by TimeoutNow (thesis §3.10): granted even by voters that heard from a leader recently. */
+  readonly transfer: boolean;
 }
 
 /** RequestVote RPC results (Figure 2). */
 export interface RequestVoteResponse extends MessageBase {
   readonly type: 'RequestVoteResponse';
   readonly voteGranted: boolean;
+  /** Answers a PreVote; a granted one carries the term it was asked about. */
+  readonly preVote: boolean;
 }
 
 /** AppendEntries RPC arguments (Figure 2, §5.3). Also the heartbeat when `entries` is empty. */
@@ -57,6 +63,8 @@ export interface AppendEntries extends MessageBase {
   readonly prevLogTerm: number;
   readonly entries: readonly Entry[];
   readonly leaderCommit: number;
+  /** Echoed in the response: the leader's ReadIndex heartbeat round (thesis §6.4), or 0. */
+  readonly context: number;
 }
 
 /**
@@ -73,6 +81,8 @@ export interface AppendEntriesResponse extends MessageBase {
   readonly rejectedIndex: number;
   readonly conflictTerm: number;
   readonly conflictIndex: number;
+  /** The request's context, echoed. */
+  readonly context: number;
 }
 
 /** Which log prefix a snapshot replaces: every entry up to `index`, the last of which had `term` (§7). */
@@ -93,8 +103,13 @@ export interface InstallSnapshot extends MessageBase {
   readonly snapshot: SnapshotMeta;
 }
 
+/** TimeoutNow (thesis §3.10): the leader hands over; the receiver starts an election at once. */
+export interface TimeoutNow extends MessageBase {
+  readonly type: 'TimeoutNow';
+}
+
 export type Message =
-  RequestVote | RequestVoteResponse | AppendEntries | AppendEntriesResponse | InstallSnapshot;
+  RequestVote | RequestVoteResponse | AppendEntries | AppendEntriesResponse | InstallSnapshot | TimeoutNow;
 export type MessageType = Message['type'];
 
 export type Role = 'follower' | 'candidate' | 'leader';

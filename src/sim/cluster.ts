@@ -97,6 +97,7 @@ export interface SimResult {
   readonly maxTerm: number;
   readonly committed: number;
   readonly snapshotsInstalled: number;
+  readonly readsConfirmed: number;
 }
 
 const electionTicksMin = 10;
@@ -127,6 +128,10 @@ export class Simulator {
   #snapshotsInstalled = 0;
   readonly #pending = new Map<NodeId, Proposal[]>();
   readonly #acknowledged: Proposal[] = [];
+  /** Linearizable reads in flight: request id -> the highest index applied anywhere when the read began. */
+  readonly #reads = new Map<number, number>();
+  #readSeq = 0;
+  #readsConfirmed = 0;
   #elections = 0;
 
   constructor(opts: SimOptions) {
@@ -166,6 +171,7 @@ export class Simulator {
       maxTerm: Math.max(...this.#nodes.map((n) => n.storage.snapshot().hardState.term)),
       committed: this.#committed.length - 1,
       snapshotsInstalled: this.#snapshotsInstalled,
+      readsConfirmed: this.#readsConfirmed,
     };
   }
 
@@ -185,6 +191,7 @@ export class Simulator {
     }
     this.#deliver();
     if (this.#rng.chance(this.#opts.faults.propose)) this.#propose();
+    if (this.#rng.chance(this.#opts.faults.propose / 2)) this.#read();
   }
 
   #deliver(): void {
@@ -272,6 +279,7 @@ export class Simulator {
     this.#write(node, rd.hardState, rd.entries);
     for (const m of rd.messages) this.#send(node, m);
     for (const entry of rd.committedEntries) this.#apply(node, raft, entry);
+    for (const read of rd.readStates) this.#checkRead(node, read.requestId, read.index);
     raft.advance(rd);
     this.#maybeSnapshot(node, raft);
     this.#process(node);
@@ -437,6 +445,34 @@ export class Simulator {
     list.push({ index: result.index, term: result.term, data });
     this.#pending.set(node.id, list);
     this.#process(node);
+  }
+
+  /** A linearizable read (ReadIndex) on a node that believes it leads. */
+  #read(): void {
+    const leaders = this.#nodes.filter((n) => n.raft?.role === 'leader');
+    if (leaders.length === 0) return;
+    const node = this.#rng.pick(leaders);
+    const requestId = ++this.#readSeq;
+    if (node.raft?.readIndex(requestId).ok !== true) return;
+    this.#reads.set(requestId, this.#committed.length - 1);
+    this.#process(node);
+  }
+
+  /**
+   * Linearizable reads: a confirmed read index must cover every entry that was applied anywhere (so committed, and
+   * possibly acknowledged to a client) before the read began; a deposed leader answering from its own state would
+   * fail this.
+   */
+  #checkRead(node: SimNode, requestId: number, index: number): void {
+    const atLeast = this.#reads.get(requestId);
+    if (atLeast === undefined) throw new Error(`${node.id} confirmed unknown read ${requestId}`);
+    this.#reads.delete(requestId);
+    this.#readsConfirmed++;
+    if (index < atLeast) {
+      throw new SafetyViolation(
+        `stale read: ${node.id} confirmed read ${requestId} at ${index} < ${atLeast}`,
+      );
+    }
   }
 
   // -----------------------------------------------------------------------------------------------------------

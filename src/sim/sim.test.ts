@@ -18,9 +18,18 @@ function run(seed: number, nodes: number, overrides: Partial<SimOptions> = {}) {
 describe('simulated cluster under faults keeps Figure 3 safety properties and recovers', () => {
   it(`3 nodes, ${seeds} seeds`, () => {
     let acknowledged = 0;
-    for (let seed = 1; seed <= seeds; seed++) acknowledged += run(seed, 3).acknowledged;
-    // The runs must actually commit client commands, or the safety checks proved nothing.
+    let reads = 0;
+    let installs = 0;
+    for (let seed = 1; seed <= seeds; seed++) {
+      const result = run(seed, 3);
+      acknowledged += result.acknowledged;
+      reads += result.readsConfirmed;
+      installs += result.snapshotsInstalled;
+    }
+    // The runs must actually commit client commands, confirm reads and ship snapshots, or the checks proved nothing.
     expect(acknowledged).toBeGreaterThan(seeds * 50);
+    expect(reads).toBeGreaterThan(seeds * 20);
+    expect(installs).toBeGreaterThan(seeds / 5);
   });
 
   it(`5 nodes, ${seeds} seeds`, () => {

@@ -128,13 +128,23 @@ const heartbeat = (from: NodeId, to: NodeId, seq: number): AppendEntries => ({
   prevLogTerm: 1,
   entries: [],
   leaderCommit: 0,
+  context: 0,
 });
 
 function allTypes(from: NodeId, to: NodeId): Message[] {
   return [
-    { type: 'RequestVote', from, to, term: 2, lastLogIndex: 17, lastLogTerm: 1 },
-    { type: 'RequestVoteResponse', from, to, term: 2, voteGranted: true },
-    { type: 'RequestVoteResponse', from, to, term: 3, voteGranted: false },
+    {
+      type: 'RequestVote',
+      from,
+      to,
+      term: 2,
+      lastLogIndex: 17,
+      lastLogTerm: 1,
+      preVote: false,
+      transfer: false,
+    },
+    { type: 'RequestVoteResponse', from, to, term: 2, voteGranted: true, preVote: false },
+    { type: 'RequestVoteResponse', from, to, term: 3, voteGranted: false, preVote: false },
     {
       type: 'AppendEntries',
       from,
@@ -149,6 +159,7 @@ function allTypes(from: NodeId, to: NodeId): Message[] {
         { index: 21, term: 3, type: EntryType.Normal, data: new Uint8Array(20_000).fill(9) },
       ],
       leaderCommit: 17,
+      context: 0,
     },
     heartbeat(from, to, 21),
     {
@@ -161,6 +172,7 @@ function allTypes(from: NodeId, to: NodeId): Message[] {
       rejectedIndex: 0,
       conflictTerm: 0,
       conflictIndex: 0,
+      context: 0,
     },
     {
       type: 'AppendEntriesResponse',
@@ -172,6 +184,7 @@ function allTypes(from: NodeId, to: NodeId): Message[] {
       rejectedIndex: 30,
       conflictTerm: 2,
       conflictIndex: 12,
+      context: 0,
     },
   ];
 }
@@ -325,7 +338,7 @@ describe('GrpcTransport', () => {
         from,
         to,
         term: 1,
-        body: { $case: 'requestVoteResponse' as const, value: { voteGranted: true } },
+        body: { $case: 'requestVoteResponse' as const, value: { voteGranted: true, preVote: false } },
       });
       good.stream.write(
         Batch.encode({
@@ -338,7 +351,7 @@ describe('GrpcTransport', () => {
       await waitFor('the stream ends', () => good.status() !== undefined);
       expect(good.status()).toBeNull();
       expect(b.received).toEqual([
-        { type: 'RequestVoteResponse', from: 'a', to: 'b', term: 1, voteGranted: true },
+        { type: 'RequestVoteResponse', from: 'a', to: 'b', term: 1, voteGranted: true, preVote: false },
       ]);
       expect(b.transport.stats().rejectedMessages).toBe(2);
       const warnings = b.lines.filter((l) => l.level === 'warn').map((l) => l.msg);

@@ -1062,6 +1062,8 @@ export function toEnvelope(message: Message): Envelope | undefined {
       return { from, to, term, body: { $case: 'appendEntries', value: message } };
     case 'AppendEntriesResponse':
       return { from, to, term, body: { $case: 'appendEntriesResponse', value: message } };
+    case 'TimeoutNow':
+      return { from, to, term, body: { $case: 'timeoutNow', value: {} } };
     case 'InstallSnapshot':
       // Never an envelope: the snapshot travels on its own call (sendSnapshot).
       return undefined;
@@ -1081,22 +1083,34 @@ export function fromEnvelope(envelope: Envelope): Message | string {
   if (body === undefined) return 'no body (unknown message type?)';
   switch (body.$case) {
     case 'requestVote': {
-      const { lastLogIndex, lastLogTerm } = body.value;
-      return { type: 'RequestVote', from, to, term, lastLogIndex, lastLogTerm };
+      const { lastLogIndex, lastLogTerm, preVote, transfer } = body.value;
+      return { type: 'RequestVote', from, to, term, lastLogIndex, lastLogTerm, preVote, transfer };
     }
-    case 'requestVoteResponse':
-      return { type: 'RequestVoteResponse', from, to, term, voteGranted: body.value.voteGranted };
+    case 'requestVoteResponse': {
+      const { voteGranted, preVote } = body.value;
+      return { type: 'RequestVoteResponse', from, to, term, voteGranted, preVote };
+    }
     case 'appendEntries': {
-      const { prevLogIndex, prevLogTerm, entries, leaderCommit } = body.value;
+      const { prevLogIndex, prevLogTerm, entries, leaderCommit, context } = body.value;
       for (const entry of entries) {
         // The decoder accepts any int32 for an enum; the core knows only these.
         if (entry.type !== EntryType.NORMAL && entry.type !== EntryType.NOOP)
           return `entry ${entry.index} has unknown type ${entry.type}`;
       }
-      return { type: 'AppendEntries', from, to, term, prevLogIndex, prevLogTerm, entries, leaderCommit };
+      return {
+        type: 'AppendEntries',
+        from,
+        to,
+        term,
+        prevLogIndex,
+        prevLogTerm,
+        entries,
+        leaderCommit,
+        context,
+      };
     }
     case 'appendEntriesResponse': {
-      const { success, matchIndex, rejectedIndex, conflictTerm, conflictIndex } = body.value;
+      const { success, matchIndex, rejectedIndex, conflictTerm, conflictIndex, context } = body.value;
       return {
         type: 'AppendEntriesResponse',
         from,
@@ -1107,10 +1121,11 @@ export function fromEnvelope(envelope: Envelope): Message | string {
         rejectedIndex,
         conflictTerm,
         conflictIndex,
+        context,
       };
     }
     case 'timeoutNow':
-      return 'TimeoutNow is not supported yet';
+      return { type: 'TimeoutNow', from, to, term };
     default: {
       const _unknown: never = body;
       return 'unknown body';

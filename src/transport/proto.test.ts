@@ -79,14 +79,26 @@ describe('encode/decode round trip', () => {
   });
 
   it('RequestVote and RequestVoteResponse', () => {
-    const rv: RequestVote = { lastLogIndex: 12, lastLogTerm: big };
+    const rv: RequestVote = { lastLogIndex: 12, lastLogTerm: big, preVote: false, transfer: false };
     expect(roundTrip(RequestVote, rv)).toEqual(rv);
-    expect(roundTrip(RequestVote, { lastLogIndex: 0, lastLogTerm: 0 })).toEqual({
+    expect(
+      roundTrip(RequestVote, { lastLogIndex: 0, lastLogTerm: 0, preVote: false, transfer: false }),
+    ).toEqual({
       lastLogIndex: 0,
       lastLogTerm: 0,
+      preVote: false,
+      transfer: false,
     });
-    expect(roundTrip(RequestVoteResponse, { voteGranted: true })).toEqual({ voteGranted: true });
-    expect(roundTrip(RequestVoteResponse, { voteGranted: false })).toEqual({ voteGranted: false });
+    const pre: RequestVote = { lastLogIndex: 3, lastLogTerm: 2, preVote: true, transfer: true };
+    expect(roundTrip(RequestVote, pre)).toEqual(pre);
+    expect(roundTrip(RequestVoteResponse, { voteGranted: true, preVote: false })).toEqual({
+      voteGranted: true,
+      preVote: false,
+    });
+    expect(roundTrip(RequestVoteResponse, { voteGranted: false, preVote: false })).toEqual({
+      voteGranted: false,
+      preVote: false,
+    });
   });
 
   it('AppendEntries and AppendEntriesResponse', () => {
@@ -99,9 +111,16 @@ describe('encode/decode round trip', () => {
         { index: 13, term: 3, type: EntryType.NORMAL, data: new Uint8Array(10_000).fill(7) },
       ],
       leaderCommit: 9,
+      context: 0,
     };
     expect(roundTrip(AppendEntries, ae)).toEqual(ae);
-    const heartbeat: AppendEntries = { prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0 };
+    const heartbeat: AppendEntries = {
+      prevLogIndex: 0,
+      prevLogTerm: 0,
+      entries: [],
+      leaderCommit: 0,
+      context: 0,
+    };
     expect(roundTrip(AppendEntries, heartbeat)).toEqual(heartbeat);
     const ok: AppendEntriesResponse = {
       success: true,
@@ -109,6 +128,7 @@ describe('encode/decode round trip', () => {
       rejectedIndex: 0,
       conflictTerm: 0,
       conflictIndex: 0,
+      context: 0,
     };
     const rejected: AppendEntriesResponse = {
       success: false,
@@ -116,6 +136,7 @@ describe('encode/decode round trip', () => {
       rejectedIndex: 10,
       conflictTerm: 1,
       conflictIndex: 4,
+      context: 0,
     };
     expect(roundTrip(AppendEntriesResponse, ok)).toEqual(ok);
     expect(roundTrip(AppendEntriesResponse, rejected)).toEqual(rejected);
@@ -133,9 +154,17 @@ describe('encode/decode round trip', () => {
         from: 'a',
         to: 'b',
         term: 5,
-        body: { $case: 'requestVote', value: { lastLogIndex: 3, lastLogTerm: 2 } },
+        body: {
+          $case: 'requestVote',
+          value: { lastLogIndex: 3, lastLogTerm: 2, preVote: false, transfer: false },
+        },
       },
-      { from: 'b', to: 'a', term: 5, body: { $case: 'requestVoteResponse', value: { voteGranted: true } } },
+      {
+        from: 'b',
+        to: 'a',
+        term: 5,
+        body: { $case: 'requestVoteResponse', value: { voteGranted: true, preVote: false } },
+      },
       {
         from: 'a',
         to: 'b',
@@ -147,6 +176,7 @@ describe('encode/decode round trip', () => {
             prevLogTerm: 2,
             entries: [{ index: 4, term: 5, type: EntryType.NOOP, data: new Uint8Array(0) }],
             leaderCommit: 3,
+            context: 0,
           },
         },
       },
@@ -156,7 +186,14 @@ describe('encode/decode round trip', () => {
         term: 5,
         body: {
           $case: 'appendEntriesResponse',
-          value: { success: true, matchIndex: 4, rejectedIndex: 0, conflictTerm: 0, conflictIndex: 0 },
+          value: {
+            success: true,
+            matchIndex: 4,
+            rejectedIndex: 0,
+            conflictTerm: 0,
+            conflictIndex: 0,
+            context: 0,
+          },
         },
       },
       { from: 'a', to: 'b', term: 6, body: { $case: 'timeoutNow', value: {} } },
@@ -174,13 +211,15 @@ describe('encode/decode round trip', () => {
 
   it('pins the field numbers (golden bytes)', () => {
     // field 1 varint 1, field 2 varint 2
-    expect([...RequestVote.encode({ lastLogIndex: 1, lastLogTerm: 2 }).finish()]).toEqual([0x08, 1, 0x10, 2]);
+    expect([
+      ...RequestVote.encode({ lastLogIndex: 1, lastLogTerm: 2, preVote: false, transfer: false }).finish(),
+    ]).toEqual([0x08, 1, 0x10, 2]);
     // Envelope: from=1 "a", to=2 "b", term=3 varint 4, request_vote_response=5 { vote_granted=1 true }
     const envelope: Envelope = {
       from: 'a',
       to: 'b',
       term: 4,
-      body: { $case: 'requestVoteResponse', value: { voteGranted: true } },
+      body: { $case: 'requestVoteResponse', value: { voteGranted: true, preVote: false } },
     };
     expect([...Envelope.encode(envelope).finish()]).toEqual([
       0x0a, 1, 0x61, 0x12, 1, 0x62, 0x18, 4, 0x2a, 2, 0x08, 1,
@@ -277,9 +316,18 @@ describe('encode/decode round trip', () => {
 describe('core messages <-> envelopes', () => {
   const data = new Uint8Array([1, 2, 3]);
   const messages: Message[] = [
-    { type: 'RequestVote', from: 'n1', to: 'n2', term: 3, lastLogIndex: 10, lastLogTerm: 2 },
-    { type: 'RequestVoteResponse', from: 'n2', to: 'n1', term: 3, voteGranted: true },
-    { type: 'RequestVoteResponse', from: 'n2', to: 'n1', term: 4, voteGranted: false },
+    {
+      type: 'RequestVote',
+      from: 'n1',
+      to: 'n2',
+      term: 3,
+      lastLogIndex: 10,
+      lastLogTerm: 2,
+      preVote: false,
+      transfer: false,
+    },
+    { type: 'RequestVoteResponse', from: 'n2', to: 'n1', term: 3, voteGranted: true, preVote: false },
+    { type: 'RequestVoteResponse', from: 'n2', to: 'n1', term: 4, voteGranted: false, preVote: false },
     {
       type: 'AppendEntries',
       from: 'n1',
@@ -292,6 +340,7 @@ describe('core messages <-> envelopes', () => {
         { index: 12, term: 3, type: CoreEntryType.Normal, data },
       ],
       leaderCommit: 10,
+      context: 0,
     },
     {
       type: 'AppendEntries',
@@ -302,6 +351,7 @@ describe('core messages <-> envelopes', () => {
       prevLogTerm: 3,
       entries: [],
       leaderCommit: 12,
+      context: 0,
     },
     {
       type: 'AppendEntriesResponse',
@@ -313,6 +363,7 @@ describe('core messages <-> envelopes', () => {
       rejectedIndex: 0,
       conflictTerm: 0,
       conflictIndex: 0,
+      context: 0,
     },
     {
       type: 'AppendEntriesResponse',
@@ -324,6 +375,7 @@ describe('core messages <-> envelopes', () => {
       rejectedIndex: big,
       conflictTerm: big,
       conflictIndex: big,
+      context: 0,
     },
   ];
 
@@ -344,7 +396,10 @@ describe('core messages <-> envelopes', () => {
     expect(Envelope.encode(envelope).finish().length).toBe(
       Envelope.encode({
         ...envelope,
-        body: { $case: 'requestVote', value: { lastLogIndex: 10, lastLogTerm: 2 } },
+        body: {
+          $case: 'requestVote',
+          value: { lastLogIndex: 10, lastLogTerm: 2, preVote: false, transfer: false },
+        },
       }).finish().length,
     );
   });
@@ -360,12 +415,15 @@ describe('core messages <-> envelopes', () => {
       term: 1,
       body: {
         $case: 'appendEntries',
-        value: { prevLogIndex: 0, prevLogTerm: 0, entries: [entry], leaderCommit: 0 },
+        value: { prevLogIndex: 0, prevLogTerm: 0, entries: [entry], leaderCommit: 0, context: 0 },
       },
     };
     expect(fromEnvelope(envelope)).toMatch(/unknown type 7/);
-    expect(fromEnvelope({ from: 'a', to: 'b', term: 1, body: { $case: 'timeoutNow', value: {} } })).toMatch(
-      /TimeoutNow/,
-    );
+    expect(fromEnvelope({ from: 'a', to: 'b', term: 1, body: { $case: 'timeoutNow', value: {} } })).toEqual({
+      type: 'TimeoutNow',
+      from: 'a',
+      to: 'b',
+      term: 1,
+    });
   });
 });

@@ -96,6 +96,13 @@ export class ProcessCluster {
     this.#procs.delete(id);
   }
 
+  /** Sends a signal without waiting (SIGSTOP / SIGCONT). */
+  signal(id: string, signal: NodeJS.Signals): void {
+    const child = this.#procs.get(id);
+    if (child === undefined) throw new Error(`${id} is not running`);
+    child.kill(signal);
+  }
+
   async status(id: string): Promise<Status> {
     const res = await request('GET', `${this.url(id)}/status`, undefined, 1000);
     return res.body as Status;

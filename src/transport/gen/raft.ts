@@ -61,6 +61,16 @@ export interface RequestVote {
   readonly lastLogIndex: number;
   /** Term of the candidate's last log entry (§5.4). */
   readonly lastLogTerm: number;
+  /**
+   * A PreVote (Ongaro's thesis §9.6): "would you vote for me at `term`?" The receiver answers without changing its
+   * term or vote, so a node that was cut off cannot disrupt the cluster with a higher term when it comes back.
+   */
+  readonly preVote: boolean;
+  /**
+   * The election was started by TimeoutNow (leadership transfer, thesis §3.10): voters grant it even though they
+   * heard from the current leader recently (the leader asked for it).
+   */
+  readonly transfer: boolean;
 }
 
 /**
@@ -70,6 +80,8 @@ export interface RequestVote {
 export interface RequestVoteResponse {
   /** True means the candidate received the vote. */
   readonly voteGranted: boolean;
+  /** Answers a PreVote (thesis §9.6); a granted PreVote carries the term it was asked about. */
+  readonly preVote: boolean;
 }
 
 /**
@@ -95,6 +107,11 @@ export interface AppendEntries {
    * entry).
    */
   readonly leaderCommit: number;
+  /**
+   * A number the follower echoes in its response. The leader uses it to know that a heartbeat round that began after
+   * a read arrived was acknowledged by a majority (ReadIndex, thesis §6.4). 0 when unused.
+   */
+  readonly context: number;
 }
 
 /**
@@ -122,13 +139,14 @@ export interface AppendEntriesResponse {
    * shorter than `rejected_index`.
    */
   readonly conflictIndex: number;
+  /** The request's `context`, echoed. */
+  readonly context: number;
 }
 
 /**
  * TimeoutNow: sent by a leader handing over leadership to a target whose log it has brought up to date; the
  * target starts an election at once, without waiting for its election timeout (Ongaro's thesis §3.10, leadership
- * transfer). Reserved for later: the core does not send it yet, and a receiving transport drops it. It has no
- * fields; the leader's `term` travels in the Envelope.
+ * transfer). It has no fields; the leader's `term` travels in the Envelope.
  */
 export interface TimeoutNow {
 }
@@ -355,7 +373,7 @@ export const Entry: MessageFns<Entry> = {
 };
 
 function createBaseRequestVote(): RequestVote {
-  return { lastLogIndex: 0, lastLogTerm: 0 };
+  return { lastLogIndex: 0, lastLogTerm: 0, preVote: false, transfer: false };
 }
 
 export const RequestVote: MessageFns<RequestVote> = {
@@ -365,6 +383,12 @@ export const RequestVote: MessageFns<RequestVote> = {
     }
     if (message.lastLogTerm !== 0) {
       writer.uint32(16).uint64(message.lastLogTerm);
+    }
+    if (message.preVote !== false) {
+      writer.uint32(24).bool(message.preVote);
+    }
+    if (message.transfer !== false) {
+      writer.uint32(32).bool(message.transfer);
     }
     return writer;
   },
@@ -398,6 +422,22 @@ export const RequestVote: MessageFns<RequestVote> = {
             message.lastLogTerm = longToNumber(reader.uint64());
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.preVote = reader.bool();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.transfer = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -412,13 +452,16 @@ export const RequestVote: MessageFns<RequestVote> = {
 };
 
 function createBaseRequestVoteResponse(): RequestVoteResponse {
-  return { voteGranted: false };
+  return { voteGranted: false, preVote: false };
 }
 
 export const RequestVoteResponse: MessageFns<RequestVoteResponse> = {
   encode(message: RequestVoteResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.voteGranted !== false) {
       writer.uint32(8).bool(message.voteGranted);
+    }
+    if (message.preVote !== false) {
+      writer.uint32(16).bool(message.preVote);
     }
     return writer;
   },
@@ -444,6 +487,14 @@ export const RequestVoteResponse: MessageFns<RequestVoteResponse> = {
             message.voteGranted = reader.bool();
             continue;
           }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.preVote = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -458,7 +509,7 @@ export const RequestVoteResponse: MessageFns<RequestVoteResponse> = {
 };
 
 function createBaseAppendEntries(): AppendEntries {
-  return { prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0 };
+  return { prevLogIndex: 0, prevLogTerm: 0, entries: [], leaderCommit: 0, context: 0 };
 }
 
 export const AppendEntries: MessageFns<AppendEntries> = {
@@ -474,6 +525,9 @@ export const AppendEntries: MessageFns<AppendEntries> = {
     }
     if (message.leaderCommit !== 0) {
       writer.uint32(32).uint64(message.leaderCommit);
+    }
+    if (message.context !== 0) {
+      writer.uint32(40).uint64(message.context);
     }
     return writer;
   },
@@ -523,6 +577,14 @@ export const AppendEntries: MessageFns<AppendEntries> = {
             message.leaderCommit = longToNumber(reader.uint64());
             continue;
           }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.context = longToNumber(reader.uint64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -537,7 +599,7 @@ export const AppendEntries: MessageFns<AppendEntries> = {
 };
 
 function createBaseAppendEntriesResponse(): AppendEntriesResponse {
-  return { success: false, matchIndex: 0, rejectedIndex: 0, conflictTerm: 0, conflictIndex: 0 };
+  return { success: false, matchIndex: 0, rejectedIndex: 0, conflictTerm: 0, conflictIndex: 0, context: 0 };
 }
 
 export const AppendEntriesResponse: MessageFns<AppendEntriesResponse> = {
@@ -556,6 +618,9 @@ export const AppendEntriesResponse: MessageFns<AppendEntriesResponse> = {
     }
     if (message.conflictIndex !== 0) {
       writer.uint32(40).uint64(message.conflictIndex);
+    }
+    if (message.context !== 0) {
+      writer.uint32(48).uint64(message.context);
     }
     return writer;
   },
@@ -611,6 +676,14 @@ export const AppendEntriesResponse: MessageFns<AppendEntriesResponse> = {
             }
 
             message.conflictIndex = longToNumber(reader.uint64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.context = longToNumber(reader.uint64());
             continue;
           }
         }
