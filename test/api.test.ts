@@ -89,6 +89,42 @@ describe('REST API', () => {
     expect(new Set(indexes).size).toBe(200);
   });
 
+  it('compare-and-set: 409 carries the current value and index; prevIndex 0 means "must not exist"', async () => {
+    const created = await request('PUT', `${base}/kv/cas`, { value: 'a', prevIndex: 0 });
+    expect(created.status).toBe(200);
+    const index = (created.body as { index: number }).index;
+    const refused = await request('PUT', `${base}/kv/cas`, { value: 'b', prevIndex: index + 100 });
+    expect(refused.status).toBe(409);
+    expect(refused.body).toMatchObject({
+      error: { code: 'condition_failed', message: expect.any(String) },
+      current: { key: 'cas', value: 'a', index },
+    });
+    expect((await request('PUT', `${base}/kv/cas`, { value: 'b', prevIndex: index })).status).toBe(200);
+    expect((await request('DELETE', `${base}/kv/cas?prevIndex=${index}`)).status).toBe(409);
+    const gone = await request('DELETE', `${base}/kv/cas`, { prevValue: 'b' });
+    expect(gone.body).toMatchObject({ deleted: true });
+    expect((await request('PUT', `${base}/kv/cas`, { value: 'x', prevValue: 'b' })).body).toMatchObject({
+      current: null,
+    });
+  });
+
+  it('reads at every consistency level, and says which index they saw', async () => {
+    const put = await request('PUT', `${base}/kv/levels`, { value: 'v' });
+    const index = (put.body as { index: number }).index;
+    for (const level of ['linearizable', 'lease', 'stale']) {
+      const res = await request('GET', `${base}/kv/levels?consistency=${level}`);
+      expect(res.body, level).toMatchObject({ value: 'v' });
+      expect(Number(res.headers.get('x-rafting-applied-index'))).toBeGreaterThanOrEqual(index);
+      expect(res.headers.get('x-rafting-served-by')).toBe('node1');
+    }
+  });
+
+  it('a linearizable read writes nothing to the log (ReadIndex)', async () => {
+    const before = running.node.status().lastLogIndex;
+    for (let i = 0; i < 5; i++) await request('GET', `${base}/kv/levels`);
+    expect(running.node.status().lastLogIndex).toBe(before);
+  });
+
   it('GET /status describes the node', async () => {
     const res = await request('GET', `${base}/status`);
     expect(res.body).toEqual({
@@ -148,6 +184,38 @@ describe('REST API: bad input gets a JSON error with an honest status', () => {
     expectError(await request('GET', `${base}/nope`), 404, 'not_found');
     expectError(await request('PATCH', `${base}/kv/x`), 404, 'not_found');
     expectError(await request('GET', `${base}/kv/never-written`), 404, 'key_not_found');
+  });
+  it('400 for a malformed compare-and-set condition', async () => {
+    expectError(await request('PUT', `${base}/kv/c`, { value: '1', prevValue: 5 }), 400, 'invalid_condition');
+    expectError(
+      await request('PUT', `${base}/kv/c`, { value: '1', prevIndex: -1 }),
+      400,
+      'invalid_condition',
+    );
+    expectError(
+      await request('PUT', `${base}/kv/c`, { value: '1', prevIndex: 1.5 }),
+      400,
+      'invalid_condition',
+    );
+    expectError(
+      await request('PUT', `${base}/kv/c`, { value: '1', prevIndex: 0, prevValue: 'x' }),
+      400,
+      'invalid_condition',
+    );
+    expectError(await request('DELETE', `${base}/kv/c?prevIndex=abc`), 400, 'invalid_condition');
+  });
+  it('400 for an Idempotency-Key that is too long', async () => {
+    const res = await fetch(`${base}/kv/i`, {
+      method: 'PUT',
+      body: '{"value":"1"}',
+      headers: { 'idempotency-key': 'k'.repeat(129) },
+    });
+    expect(res.status).toBe(400);
+    expect(await res.json()).toMatchObject({ error: { code: 'invalid_idempotency_key' } });
+  });
+  it('400 for a leadership transfer to a node that is not a member', async () => {
+    expectError(await request('POST', `${base}/cluster/leader`, { to: 'node9' }), 400, 'invalid_target');
+    expectError(await request('POST', `${base}/cluster/leader`, {}), 400, 'invalid_target');
   });
   it('the node keeps serving after all of the above', async () => {
     expect((await request('PUT', `${base}/kv/after`, { value: 'ok' })).status).toBe(200);

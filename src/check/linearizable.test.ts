@@ -239,6 +239,21 @@ describe('checkHistory', () => {
       );
     });
 
+    it('uses unknown operations in a chain', () => {
+      // Only the unknown write of "a" and then the unknown cas "a" -> "b" explain the read.
+      expect(
+        check(info(write(0, 0, 0, 'a')), info(cas(1, 1, 0, 'a', 'b', true)), read(2, 2, 3, 'b')).ok,
+      ).toBe(true);
+      expect(check(info(cas(1, 1, 0, 'a', 'b', true)), read(2, 2, 3, 'b')).ok).toBe(false);
+    });
+
+    it('uses each of two identical unknown writes', () => {
+      const twins = [info(write(0, 0, 0, 'a')), info(write(1, 1, 0, 'a'))];
+      const reads = [read(2, 2, 3, 'a'), write(3, 4, 5, 'b'), read(4, 6, 7, 'a')];
+      expect(check(...twins, ...reads).ok).toBe(true);
+      expect(check(twins[0]!, ...reads).ok).toBe(false);
+    });
+
     it('ignores an unknown read and a failed operation', () => {
       expect(check(info(read(0, 0, 0, 'nonsense'))).ok).toBe(true);
       expect(check(failed(write(0, 0, 1, 'a')), read(1, 2, 3, null)).ok).toBe(true);
@@ -498,5 +513,97 @@ describe('property: histories of a real sequential register are linearizable', (
       ),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('property: agrees with a brute-force search on small random histories', () => {
+  /** Tries every order that respects real time; an operation of unknown outcome may also never take effect. */
+  function bruteForce(ops: readonly Operation[]): boolean {
+    const live = ops.filter((o) => o.status !== 'fail' && !(o.status === 'info' && o.kind === 'read'));
+    const end = (o: Operation): number => (o.status === 'info' || o.return === null ? Infinity : o.return);
+    const keys = new Set(live.map((o) => o.key));
+    const search = (rest: readonly Operation[], state: Value): boolean => {
+      if (rest.every((o) => o.status === 'info')) return true;
+      return rest.some((x, i) => {
+        if (rest.some((y) => end(y) < x.call)) return false; // y returned before x was called: y goes first
+        let next: Value;
+        switch (x.kind) {
+          case 'read':
+            if (x.output !== state) return false;
+            next = state;
+            break;
+          case 'write':
+            next = x.input;
+            break;
+          case 'delete':
+            next = null;
+            break;
+          case 'cas':
+            if (x.status === 'info') next = state === x.input.from ? x.input.to : state;
+            else if (x.output === true) {
+              if (state !== x.input.from) return false;
+              next = x.input.to;
+            } else {
+              if (state === x.input.from) return false;
+              next = state;
+            }
+        }
+        return search([...rest.slice(0, i), ...rest.slice(i + 1)], next);
+      });
+    };
+    return [...keys].every((k) =>
+      search(
+        live.filter((o) => o.key === k),
+        null,
+      ),
+    );
+  }
+
+  const value = fc.constantFrom('a', 'b');
+  const genOp = fc.record({
+    kind: fc.constantFrom('read', 'write', 'cas', 'delete'),
+    key: fc.constantFrom('x', 'x', 'y'),
+    value,
+    output: fc.constantFrom<Value>(null, 'a', 'b'),
+    from: fc.constantFrom<Value>(null, 'a', 'b'),
+    ok: fc.boolean(),
+    status: fc.constantFrom('ok', 'ok', 'ok', 'info', 'info', 'fail'),
+    call: fc.nat({ max: 20 }),
+    length: fc.nat({ max: 8 }),
+  });
+
+  it('gives the same verdict', () => {
+    let violations = 0;
+    fc.assert(
+      fc.property(fc.array(genOp, { maxLength: 8 }), (gen) => {
+        const ops = gen.map((g, id): Operation => {
+          const status = g.status as 'ok' | 'info' | 'fail';
+          const common = {
+            id,
+            process: id,
+            key: g.key,
+            call: g.call,
+            return: status === 'info' ? null : g.call + g.length,
+            status,
+          };
+          switch (g.kind) {
+            case 'read':
+              return { ...common, kind: 'read', output: g.output };
+            case 'write':
+              return { ...common, kind: 'write', input: g.value };
+            case 'delete':
+              return { ...common, kind: 'delete' };
+            default:
+              return { ...common, kind: 'cas', input: { from: g.from, to: g.value }, output: g.ok };
+          }
+        });
+        const expected = bruteForce(ops);
+        if (!expected) violations++;
+        const result = checkHistory(ops);
+        expect(result.ok, JSON.stringify(ops)).toBe(expected);
+      }),
+      { numRuns: 2000 },
+    );
+    expect(violations).toBeGreaterThan(100); // the generator makes both kinds of history
   });
 });

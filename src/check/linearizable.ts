@@ -24,15 +24,24 @@
 //   operation, restore the state and the two events, and continue from the event after its call (so the next
 //   candidate is tried in its place). If the stack is empty, there is no linearization: the history is not
 //   linearizable.
-// - If the list empties, every operation was placed: the history is linearizable.
+// - If the list empties, every operation was placed: the history is linearizable. (We stop as soon as only
+//   operations of unknown outcome that are always legal are left: they can all go at the end.)
 // Lowe's improvement: the state of the search is fully described by (which operations are linearized, the model
 // state), whatever order they were linearized in. Each pair is cached when first reached; reaching it again is
 // pruned, since everything that can follow it was (or is being) explored. The set is a bitset of Uint32Array words
 // and the cache is keyed by a Zobrist hash (a random 32+21-bit code per operation, XORed in and out as the bit is
 // set and cleared, so hashing costs O(1) per step); entries are compared in full, so a collision is harmless.
 //
-// Explanations. When the search fails, we report the deepest point it reached: the longest linearizable prefix
-// found, the operation whose return it then hit without being able to place it, and the register's value there.
+// Operations of unknown outcome. They never return, so once called they stay candidates until the end, and
+// every subset of them could be placed at every point: with many of them the plain search explodes. Three sound
+// refinements (see searchKey) keep it in check: they are tried only after the operations that returned; one is
+// placed only where it is useful to the operation that follows it (otherwise it could as well be moved later);
+// and of several pending ones with the same effect (e.g. two unknown writes of one value) only the first is tried.
+// These prune the same way whatever path reaches a point, so they do not disturb the cache.
+//
+// Explanations. When the search fails, we report the point where it had placed the most operations that
+// returned: that linearizable prefix, the operation whose return it then hit without being able to place it, and
+// the register's value there.
 
 import { formatOperation, HistoryError, type Operation, type Value } from './history.js';
 
@@ -102,14 +111,14 @@ export function checkHistory(history: readonly Operation[], options: CheckOption
     }
     if (outcome.kind === 'unknown') {
       const why =
-        budget.steps >= budget.maxSteps ? `the step budget (${budget.maxSteps})` : `the time budget`;
+        budget.steps >= budget.maxSteps ? `the step budget of ${budget.maxSteps}` : `the time budget`;
       return {
         ok: 'unknown',
         key,
         steps: budget.steps,
         explanation:
           `Key ${JSON.stringify(key)}: gave up after ${budget.steps} search steps (${why} ran out); ` +
-          `the longest linearizable prefix found had ${outcome.progress} of ${ops.length} operations.`,
+          `at best ${outcome.progress} of its ${outcome.returned} operations that returned were linearized.`,
       };
     }
   }
@@ -181,7 +190,7 @@ interface Budget {
 type KeyOutcome =
   | { readonly kind: 'ok' }
   | { readonly kind: 'violation'; readonly violation: Omit<Violation, 'key'> }
-  | { readonly kind: 'unknown'; readonly progress: number };
+  | { readonly kind: 'unknown'; readonly progress: number; readonly returned: number };
 
 // The register model, compiled: each operation is one of these steps on an interned value (0 = absent).
 /** Legal iff the state is A; the state is unchanged. */
@@ -236,10 +245,12 @@ function searchKey(ops: readonly Operation[], budget: Budget): KeyOutcome {
   // The rest (unknown outcome, always legal) can all go at the end, in any order.
   const constrained = new Uint8Array(n);
   let remaining = 0;
+  let returned = 0;
   for (let i = 0; i < n; i++) {
     const op = ops[i]!;
     const unknown = op.status === 'info';
     returnTime[i] = unknown || op.return === null ? Infinity : op.return;
+    if (returnTime[i] !== Infinity) returned++;
     switch (op.kind) {
       case 'read':
         code[i] = READ;
@@ -279,6 +290,17 @@ function searchKey(ops: readonly Operation[], budget: Budget): KeyOutcome {
     if (x < n !== y < n) return x < n ? -1 : 1;
     return x - y;
   });
+  // Operations of unknown outcome that are always legal and have the same step (e.g. two unknown writes of one
+  // value) are interchangeable once both are called: only the earliest one not yet placed is tried.
+  const previousTwin = new Int32Array(n).fill(-1);
+  const lastOfStep = new Map<string, number>();
+  for (const node of order) {
+    if (node >= n || constrained[node] === 1) continue;
+    const sig = `${code[node]!} ${a[node]!} ${b[node]!}`;
+    const twin = lastOfStep.get(sig);
+    if (twin !== undefined) previousTwin[node] = twin;
+    lastOfStep.set(sig, node);
+  }
   let last = head;
   prev[head] = -1;
   for (const node of order) {
@@ -341,6 +363,8 @@ function searchKey(ops: readonly Operation[], budget: Budget): KeyOutcome {
     if (returnTime[op] !== Infinity) return 0;
     if (constrained[op] === 1) return 2;
     let best = -1;
+    // The candidates once `op` is placed: the calls before the first return (its own return, at infinity, comes
+    // after every call).
     for (let x = next[head]!; x < n; x = next[x]!) {
       if (x === op) continue;
       const after = step(code, a, b, x, ns); // I then X
@@ -357,14 +381,16 @@ function searchKey(ops: readonly Operation[], budget: Budget): KeyOutcome {
   while (true) {
     if ((++budget.steps & 1023) === 0 || budget.steps >= budget.maxSteps) {
       if (budget.steps >= budget.maxSteps || budget.now() > budget.deadline) {
-        return { kind: 'unknown', progress: Math.max(bestPlaced, placed) };
+        return { kind: 'unknown', progress: Math.max(bestPlaced, placed), returned };
       }
     }
     if (entry < n) {
       // A call: try to linearize operation `entry` now, if it belongs to this pass.
       const op = entry;
       const ns = (returnTime[op] === Infinity) === (pass !== 0) ? step(code, a, b, op, state) : -1;
-      if (ns !== -1 && (pass === 0 || passOf(op, ns) === pass)) {
+      const twin = previousTwin[op]!;
+      const eligible = twin === -1 || (bits[twin >>> 5]! & (1 << (twin & 31))) !== 0;
+      if (ns !== -1 && (pass === 0 || (eligible && passOf(op, ns) === pass))) {
         const word = op >>> 5;
         const mask = 1 << (op & 31);
         bits[word]! |= mask;

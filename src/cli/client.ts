@@ -75,6 +75,12 @@ export class RaftingClient {
     return (await this.answer(response)) as DeleteResult;
   }
 
+  /** POST /cluster/leader: resolves once `to` leads. */
+  async transferLeadership(to: string): Promise<{ leader: string; term: number }> {
+    const response = await this.send('POST', '/cluster/leader', { to });
+    return (await this.answer(response)) as { leader: string; term: number };
+  }
+
   /** GET /status from every node at once; a node that does not answer within `timeoutMs` is reported down. */
   async status(timeoutMs = defaultStatusTimeoutMs): Promise<NodeStatusResult[]> {
     return Promise.all(

@@ -5,7 +5,7 @@ import { UsageError } from './args.js';
 import { ClientError } from './client.js';
 import { runCluster } from './cluster.js';
 import { defaultDeps, type CliDeps } from './deps.js';
-import { runDelete, runGet, runPut, runStatus } from './requests.js';
+import { runDelete, runTransfer, runGet, runPut, runStatus } from './requests.js';
 import { runNode } from './run.js';
 import { commandNames, isCommandName, usage, type CommandName } from './usage.js';
 
@@ -67,6 +67,8 @@ function runCommand(command: CommandName, args: readonly string[], io: CliDeps):
       return runGet(args, io);
     case 'delete':
       return runDelete(args, io);
+    case 'transfer':
+      return runTransfer(args, io);
     case 'help':
       return showHelp(args, io);
   }

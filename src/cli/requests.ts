@@ -84,6 +84,17 @@ export async function runDelete(args: readonly string[], io: CliDeps): Promise<n
   return 0;
 }
 
+export async function runTransfer(args: readonly string[], io: CliDeps): Promise<number> {
+  const command = 'rafting transfer';
+  const { values, positionals } = parseCommandLine(command, args, clientOptions);
+  if (values.help === true) return help(io, usage.transfer);
+  expectPositionals(command, positionals, ['NODE_ID']);
+  const [to] = positionals as [string];
+  const client = await clientFor(command, values, io);
+  io.out(`${JSON.stringify(await client.transferLeadership(to))}\n`);
+  return 0;
+}
+
 /** One line of the `status` table; `status` is null when the node did not answer. */
 export interface StatusRow {
   readonly id: string;

@@ -20,6 +20,7 @@ Commands:
   put       set a key:     rafting put KEY VALUE
   get       read a key:    rafting get KEY [--stale]
   delete    delete a key:  rafting delete KEY
+  transfer  hand leadership to a node:  rafting transfer NODE_ID
   help      show the help of a command
 
 Examples:
@@ -91,6 +92,15 @@ ${clientOptions}
   delete: `Usage: rafting delete KEY [-c CONFIG | --url URL...]
 
 Deletes KEY and prints {"key","deleted","index"}.
+
+Options:
+${clientOptions}
+`,
+
+  transfer: `Usage: rafting transfer NODE_ID [-c CONFIG | --url URL...]
+
+Hands leadership to NODE_ID (Raft thesis §3.10): the leader brings it up to date, asks it to start an election,
+and the command prints {"leader","term"} once it leads. Any node can be asked; followers pass it to the leader.
 
 Options:
 ${clientOptions}
