@@ -4,14 +4,14 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { checkHistory, HistoryError, parseJepsenLog } from './index.js';
 
-// The shared corpus lives beside the repository (../shared from its root); RAFTING_LINEARIZABILITY_CORPUS may point
-// elsewhere: at the linearizability/ directory, or at etcd-jepsen/ itself.
+// The corpus is kept in the repository (test/fixtures/etcd-jepsen, see SOURCE.md there);
+// RAFTING_LINEARIZABILITY_CORPUS may point elsewhere: at a linearizability/ directory, or at etcd-jepsen/ itself.
 function corpusDir(): string {
   const env = process.env['RAFTING_LINEARIZABILITY_CORPUS'];
   const base =
     env !== undefined && env !== ''
       ? env
-      : fileURLToPath(new URL('../../../shared/linearizability/', import.meta.url));
+      : fileURLToPath(new URL('../../test/fixtures/etcd-jepsen/', import.meta.url));
   return existsSync(join(base, 'EXPECTED.txt')) ? base : join(base, 'etcd-jepsen');
 }
 
@@ -103,8 +103,8 @@ describe('the etcd Jepsen corpus', () => {
   if (!present) {
     it('is present', () => {
       throw new Error(
-        `The linearizability corpus was not found at ${dir}. It is expected at ../shared/linearizability/ beside ` +
-          'the repository (or set RAFTING_LINEARIZABILITY_CORPUS to the linearizability/ directory).',
+        `The linearizability corpus was not found at ${dir}. It is kept in test/fixtures/etcd-jepsen ` +
+          '(or set RAFTING_LINEARIZABILITY_CORPUS to a directory holding it).',
       );
     });
     return;

@@ -1,5 +1,5 @@
-// A parser for Jepsen's log of a single compare-and-set register (the etcd histories in the shared corpus,
-// /work/shared/linearizability/README.md). One event per line:
+// A parser for Jepsen's log of a single compare-and-set register (the etcd histories in
+// test/fixtures/etcd-jepsen). One event per line:
 //
 //   INFO  jepsen.util - <process> <type> <f> <value>
 //
@@ -57,31 +57,27 @@ export function parseJepsenLog(text: string, options: JepsenParseOptions = {}): 
     if (/^INFO\s+jepsen\.util\s+-\s+:nemesis\s/.test(raw)) return;
     const m = LINE.exec(raw);
     if (m === null) return fail('not a Jepsen register event');
-    const [, procText, type, f, valueText] = m as unknown as [
-      string,
-      string,
-      string,
-      'read' | 'write' | 'cas',
-      string,
-    ];
+    const procText = m[1]!;
+    const type = m[2]!;
+    const f = m[3] as 'read' | 'write' | 'cas';
+    const valueText = m[4]!;
     if (!/^\d+$/.test(procText)) return fail('the process is not a number');
-    const process = Number(procText);
+    const proc = Number(procText);
     const t = time++;
 
     if (type === 'invoke') {
-      if (pending.has(process))
-        fail(`process ${process} invoked while its previous operation was outstanding`);
+      if (pending.has(proc)) fail(`process ${proc} invoked while its previous operation was outstanding`);
       const arg = parseArg(valueText, fail);
       if (f === 'cas' && arg.kind !== 'pair') fail('a cas needs [FROM TO]');
       if (f === 'write' && (arg.kind !== 'value' || arg.value === null)) fail('a write needs a value');
-      pending.set(process, { id: nextId++, process, f, arg, call: t, line: lineNo });
+      pending.set(proc, { id: nextId++, process: proc, f, arg, call: t, line: lineNo });
       return;
     }
 
-    const inv = pending.get(process);
-    if (inv === undefined) return fail(`process ${process} completed an operation it never invoked`);
-    if (inv.f !== f) fail(`process ${process} invoked :${inv.f} but completed :${f}`);
-    pending.delete(process);
+    const inv = pending.get(proc);
+    if (inv === undefined) return fail(`process ${proc} completed an operation it never invoked`);
+    if (inv.f !== f) fail(`process ${proc} invoked :${inv.f} but completed :${f}`);
+    pending.delete(proc);
 
     if (type === 'info') {
       done.push(toOperation(key, inv, 'info', null, undefined));
