@@ -127,6 +127,24 @@ ${threeNodes.replace('    peers: [node2, node3]\n', '    peers: [node2, node3]\n
     ]);
   });
 
+  it('reads per-node dial addresses (a proxy between two nodes) and checks them', () => {
+    const yaml = edited(
+      '    peers: [node2, node3]\n',
+      '    peers: [node2, node3]\n    dial: { node2: 127.0.0.1:60012 }\n',
+    );
+    expect(parseClusterConfig(yaml, 'test.yaml').nodes[0]?.dial).toEqual({ node2: '127.0.0.1:60012' });
+    const self = edited(
+      '    peers: [node2, node3]\n',
+      '    peers: [node2, node3]\n    dial: { node1: 127.0.0.1:1 }\n',
+    );
+    expect(configError(self).message).toContain('cluster[0].dial.node1');
+    const bad = edited(
+      '    peers: [node2, node3]\n',
+      '    peers: [node2, node3]\n    dial: { node2: nowhere }\n',
+    );
+    expect(configError(bad).message).toContain('expected "host:port"');
+  });
+
   it('accepts a single-node cluster, host names and IPv6 addresses', () => {
     const config = parseClusterConfig(
       'cluster:\n  - node_id: solo\n    grpc_address: "[::1]:50051"\n    web_address: localhost:8081\n',

@@ -60,7 +60,7 @@ const topLevelKeys = [
   'cluster',
 ] as const;
 
-const nodeKeys = ['node_id', 'grpc_address', 'web_address', 'peers', 'data_dir'] as const;
+const nodeKeys = ['node_id', 'grpc_address', 'web_address', 'peers', 'data_dir', 'dial'] as const;
 
 type Path = readonly (string | number)[];
 type Mapping = Readonly<Record<string, unknown>>;
@@ -268,8 +268,34 @@ class Checker {
     const ids = drafts.map((draft) => draft.node.id);
     return drafts.map((draft, index) => {
       const peers = this.peers(['cluster', index, 'peers'], draft.raw['peers'], draft.node.id, ids);
-      return { ...draft.node, peers };
+      const dial = this.dial(['cluster', index, 'dial'], draft.raw['dial'], draft.node.id, ids);
+      return { ...draft.node, peers, ...(dial === undefined ? {} : { dial }) };
     });
+  }
+
+  /**
+   * `dial`: where this node reaches some peers, when not at their grpc_address (a proxy between them, as the
+   * fault-injection suite puts on every link).
+   */
+  private dial(
+    path: Path,
+    value: unknown,
+    self: NodeId,
+    ids: readonly NodeId[],
+  ): Readonly<Record<NodeId, string>> | undefined {
+    if (value === undefined) return undefined;
+    const map = this.mapping(path, value);
+    const out: Record<NodeId, string> = {};
+    for (const peer of Object.keys(map)) {
+      if (peer === self || !ids.includes(peer)) {
+        this.fail(
+          [...path, peer],
+          `expected the id of another node of the cluster, got ${JSON.stringify(peer)}`,
+        );
+      }
+      out[peer] = this.address([...path, peer], map);
+    }
+    return out;
   }
 
   private node(path: Path, item: unknown): { node: Omit<NodeConfig, 'peers'>; raw: Mapping } {

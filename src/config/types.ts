@@ -9,6 +9,8 @@ export interface NodeConfig {
   readonly webAddress: string;
   readonly peers: readonly NodeId[];
   readonly dataDir?: string;
+  /** Where this node reaches some peers, when not at their grpcAddress (e.g. through a fault-injecting proxy). */
+  readonly dial?: Readonly<Record<NodeId, string>>;
 }
 
 export interface ClusterConfig {

@@ -42,7 +42,9 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
     self: nodeId,
     clusterId: config.clusterId,
     listenAddress: self.grpcAddress,
-    peers: config.nodes.filter((n) => n.id !== nodeId).map((n) => ({ id: n.id, grpcAddress: n.grpcAddress })),
+    peers: config.nodes
+      .filter((n) => n.id !== nodeId)
+      .map((n) => ({ id: n.id, grpcAddress: self.dial?.[n.id] ?? n.grpcAddress })),
     logger: logger.child({ component: 'transport' }),
   });
   const node = await RaftNode.create({
