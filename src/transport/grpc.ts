@@ -431,6 +431,30 @@ export class GrpcTransport implements Transport {
     );
   }
 
+  /** Admission of an incoming call: the same cluster, and a known peer as sender. */
+  private checkCaller(
+    metadata: grpc.Metadata,
+    kind: string,
+  ): { readonly from: NodeId } | { readonly code: grpc.status; readonly details: string } {
+    const cluster = firstString(metadata.get(CLUSTER_HEADER));
+    const from = firstString(metadata.get(FROM_HEADER));
+    if (cluster !== this.clusterId) {
+      return {
+        code: grpc.status.FAILED_PRECONDITION,
+        details:
+          `cluster id mismatch: ${kind} from ${JSON.stringify(from)} is for cluster ${JSON.stringify(cluster)}, ` +
+          `node ${this.self} is in cluster ${JSON.stringify(this.clusterId)}`,
+      };
+    }
+    if (from === undefined || !this.links.has(from)) {
+      return {
+        code: grpc.status.PERMISSION_DENIED,
+        details: `unknown node id ${JSON.stringify(from)}: not a peer of ${this.self} in cluster ${JSON.stringify(this.clusterId)}`,
+      };
+    }
+    return { from };
+  }
+
   close(): Promise<void> {
     this.closing ??= this.shutdown();
     return this.closing;
@@ -583,25 +607,12 @@ export class GrpcTransport implements Transport {
       return;
     }
     const remote = call.getPeer();
-    const cluster = firstString(call.metadata.get(CLUSTER_HEADER));
-    const from = firstString(call.metadata.get(FROM_HEADER));
-    if (cluster !== this.clusterId) {
-      reject(
-        grpc.status.FAILED_PRECONDITION,
-        `cluster id mismatch: stream from ${JSON.stringify(from)} is for cluster ${JSON.stringify(cluster)}, ` +
-          `node ${this.self} is in cluster ${JSON.stringify(this.clusterId)}`,
-        { remote },
-      );
+    const caller = this.checkCaller(call.metadata, 'stream');
+    if ('code' in caller) {
+      reject(caller.code, caller.details, { remote });
       return;
     }
-    if (from === undefined || !this.links.has(from)) {
-      reject(
-        grpc.status.PERMISSION_DENIED,
-        `unknown node id ${JSON.stringify(from)}: not a peer of ${this.self} in cluster ${JSON.stringify(this.clusterId)}`,
-        { remote },
-      );
-      return;
-    }
+    const { from } = caller;
     this.incoming.add(endOk);
     // Response headers now tell the sender its stream was accepted (it resets its backoff).
     call.sendMetadata(new grpc.Metadata());
@@ -846,25 +857,12 @@ export class GrpcTransport implements Transport {
       return;
     }
     const remote = call.getPeer();
-    const cluster = firstString(call.metadata.get(CLUSTER_HEADER));
-    const from = firstString(call.metadata.get(FROM_HEADER));
-    if (cluster !== this.clusterId) {
-      reject(
-        grpc.status.FAILED_PRECONDITION,
-        `cluster id mismatch: snapshot from ${JSON.stringify(from)} is for cluster ${JSON.stringify(cluster)}, ` +
-          `node ${this.self} is in cluster ${JSON.stringify(this.clusterId)}`,
-        { remote },
-      );
+    const caller = this.checkCaller(call.metadata, 'snapshot');
+    if ('code' in caller) {
+      reject(caller.code, caller.details, { remote });
       return;
     }
-    if (from === undefined || !this.links.has(from)) {
-      reject(
-        grpc.status.PERMISSION_DENIED,
-        `unknown node id ${JSON.stringify(from)}: not a peer of ${this.self} in cluster ${JSON.stringify(this.clusterId)}`,
-        { remote },
-      );
-      return;
-    }
+    const { from } = caller;
     const onSnapshot = this.onSnapshot;
     if (onSnapshot === null) {
       reject(grpc.status.UNIMPLEMENTED, `node ${this.self} does not accept snapshots`, { remote, from });
