@@ -3,6 +3,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkHistory, HistoryRecorder, type OpRequest } from '../src/check/index.js';
+import { perform } from '../src/chaos/workload.js';
 import { SeededRandom } from '../src/raft/random.js';
 import { ProcessCluster } from './helpers/processes.js';
 
@@ -18,51 +19,6 @@ afterAll(async () => {
 });
 
 const keys = ['x', 'y', 'z'];
-
-/** Runs one operation over HTTP and records its outcome. */
-async function perform(
-  recorder: HistoryRecorder,
-  process: number,
-  url: string,
-  op: OpRequest,
-): Promise<void> {
-  const id = recorder.invoke(process, op);
-  const path = `${url}/kv/${op.key}`;
-  const json = { 'content-type': 'application/json' };
-  const signal = AbortSignal.timeout(3000);
-  let res: Response;
-  try {
-    if (op.kind === 'read') res = await fetch(path, { signal });
-    else if (op.kind === 'delete') res = await fetch(path, { method: 'DELETE', signal });
-    else {
-      const body =
-        op.kind === 'write'
-          ? { value: op.value }
-          : { value: op.to, ...(op.from === null ? { prevIndex: 0 } : { prevValue: op.from }) };
-      res = await fetch(path, { method: 'PUT', body: JSON.stringify(body), headers: json, signal });
-    }
-  } catch {
-    recorder.info(id); // timed out or cut off: it may or may not have happened
-    return;
-  }
-  const body = (await res.json().catch(() => ({}))) as { value?: string; error?: { code?: string } };
-  if (res.status === 200) {
-    if (op.kind === 'read') recorder.ok(id, body.value ?? null);
-    else if (op.kind === 'cas') recorder.ok(id, true);
-    else recorder.ok(id);
-  } else if (res.status === 404 && op.kind === 'read' && body.error?.code === 'key_not_found') {
-    recorder.ok(id, null);
-  } else if (res.status === 409 && op.kind === 'cas') {
-    recorder.ok(id, false);
-  } else if (
-    res.status === 503 &&
-    ['no_leader', 'proposal_dropped', 'unavailable'].includes(body.error?.code ?? '')
-  ) {
-    recorder.fail(id); // refused before it was proposed, or its entry was replaced: it did not apply
-  } else {
-    recorder.info(id);
-  }
-}
 
 async function client(
   recorder: HistoryRecorder,
@@ -90,7 +46,7 @@ async function client(
                 to: value,
               }
             : { kind: 'delete', key };
-    await perform(recorder, process, url, op);
+    await perform(recorder, process, url, op, { timeoutMs: 3000, now: () => performance.now() });
   }
 }
 
