@@ -170,6 +170,9 @@ export class RaftNode implements KvService {
 
   async get(key: string, consistency: Consistency): Promise<ReadResult> {
     if (consistency !== 'stale') {
+      if (this.#applied.size + this.#reads.size >= this.#maxPending) {
+        throw new UnavailableError(`too many reads in flight (${this.#maxPending})`);
+      }
       const index = await this.#readBarrier(consistency);
       await this.#applied.wait(index, this.#kv.lastApplied, this.#config.requestTimeoutMs, notAppliedInTime);
     }
