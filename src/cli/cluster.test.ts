@@ -74,7 +74,7 @@ describe('formatClusterBanner', () => {
       'Try:',
       `  curl -X POST http://127.0.0.1:8082/command -H 'Content-Type: application/json' -d '{"key":"a","value":"1"}'`,
       '  curl http://127.0.0.1:8081/kv/a?consistency=stale',
-      '  curl -L http://127.0.0.1:8081/kv/a    # a follower redirects to the leader',
+      '  curl http://127.0.0.1:8081/kv/a    # any node answers; a follower asks the leader first',
       '  bin/rafting status',
       '',
       'Ctrl-C stops every node.',

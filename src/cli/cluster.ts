@@ -243,7 +243,7 @@ export function formatClusterBanner({ clusterId, leader, nodes, statusCommand }:
     'Try:',
     `  curl -X POST ${leaderUrl}/command -H 'Content-Type: application/json' -d '{"key":"a","value":"1"}'`,
     `  curl ${followerUrl}/kv/a?consistency=stale`,
-    `  curl -L ${followerUrl}/kv/a    # a follower redirects to the leader`,
+    `  curl ${followerUrl}/kv/a    # any node answers; a follower asks the leader first`,
     `  ${statusCommand}`,
     '',
     'Ctrl-C stops every node.',
