@@ -61,10 +61,30 @@ process.once('exit', () => {
   for (const child of everyChild) child.kill('SIGKILL');
 });
 
+/** The faults of one directed link A→B: its gRPC proxy (Raft messages) and its HTTP proxy (forwarded requests). */
+export class LinkControl {
+  constructor(readonly proxies: readonly LinkProxy[]) {}
+
+  block(): void {
+    for (const p of this.proxies) p.block();
+  }
+
+  unblock(): void {
+    for (const p of this.proxies) p.unblock();
+  }
+
+  delay(ms: number): void {
+    for (const p of this.proxies) p.delay(ms);
+  }
+}
+
 export class ChaosCluster {
   readonly #procs = new Map<string, ChildProcess>();
   readonly #paused = new Set<string>();
-  /** `from→to` → the proxy that carries from's connections to to. */
+  /**
+   * `from→to` → the proxy that carries from's gRPC connections to to; `from⇒to`, its HTTP connections (a follower
+   * forwarding a write or asking for a read index).
+   */
   readonly #proxies = new Map<string, LinkProxy>();
 
   private constructor(
@@ -86,7 +106,11 @@ export class ChaosCluster {
     random: () => number = Math.random,
   ): Promise<ChaosCluster> {
     const ids = Array.from({ length: size }, (_, i) => `node${i + 1}`);
-    const ports = await freePorts(size * 2);
+    // One call for every port (nodes and the two proxies of each link), so that no proxy can take a node's port.
+    const links = size * (size - 1);
+    const ports = await freePorts(size * 2 + links * 2);
+    let nextProxyPort = size * 2;
+    const proxyPort = (): number => ports[nextProxyPort++]!;
     const grpc: Record<string, number> = {};
     const web: Record<string, string> = {};
     ids.forEach((id, i) => {
@@ -100,7 +124,20 @@ export class ChaosCluster {
           if (from === to) continue;
           proxies.set(
             `${from}→${to}`,
-            await LinkProxy.start({ targetHost: '127.0.0.1', targetPort: grpc[to]!, random }),
+            await LinkProxy.start({
+              targetHost: '127.0.0.1',
+              targetPort: grpc[to]!,
+              listenPort: proxyPort(),
+              random,
+            }),
+          );
+          proxies.set(
+            `${from}⇒${to}`,
+            await LinkProxy.start({
+              targetHost: '127.0.0.1',
+              targetPort: Number(web[to]!.split(':')[1]),
+              random,
+            }),
           );
         }
       }
@@ -109,7 +146,7 @@ export class ChaosCluster {
       throw e;
     }
     const lines = [
-      '# Written by the chaos runner: every peer link goes through a proxy (dial).',
+      '# Written by the chaos runner: every peer link goes through proxies (dial, web_dial).',
       'tick_interval_ms: 10',
       `election_timeout_min_ms: ${timing.electionTimeoutMinMs}`,
       `election_timeout_max_ms: ${timing.electionTimeoutMaxMs}`,
@@ -125,6 +162,8 @@ export class ChaosCluster {
         `    web_address: ${web[id]!}`,
         '    dial:',
         ...ids.filter((p) => p !== id).map((p) => `      ${p}: ${proxies.get(`${id}→${p}`)!.address}`),
+        '    web_dial:',
+        ...ids.filter((p) => p !== id).map((p) => `      ${p}: ${proxies.get(`${id}⇒${p}`)!.address}`),
       );
     }
     await mkdir(join(dir, 'logs'), { recursive: true });
@@ -138,10 +177,12 @@ export class ChaosCluster {
     return `http://${this.web[id]!}`;
   }
 
-  proxy(from: string, to: string): LinkProxy {
-    const p = this.#proxies.get(`${from}→${to}`);
-    if (p === undefined) throw new Error(`no link ${from}→${to}`);
-    return p;
+  /** The link from→to: both its proxies, controlled together. */
+  proxy(from: string, to: string): LinkControl {
+    const grpc = this.#proxies.get(`${from}→${to}`);
+    const web = this.#proxies.get(`${from}⇒${to}`);
+    if (grpc === undefined || web === undefined) throw new Error(`no link ${from}→${to}`);
+    return new LinkControl([grpc, web]);
   }
 
   get proxies(): LinkProxy[] {

@@ -133,6 +133,11 @@ ${threeNodes.replace('    peers: [node2, node3]\n', '    peers: [node2, node3]\n
       '    peers: [node2, node3]\n    dial: { node2: 127.0.0.1:60012 }\n',
     );
     expect(parseClusterConfig(yaml, 'test.yaml').nodes[0]?.dial).toEqual({ node2: '127.0.0.1:60012' });
+    const web = edited(
+      '    peers: [node2, node3]\n',
+      '    peers: [node2, node3]\n    web_dial: { node3: 127.0.0.1:60013 }\n',
+    );
+    expect(parseClusterConfig(web, 'test.yaml').nodes[0]?.webDial).toEqual({ node3: '127.0.0.1:60013' });
     const self = edited(
       '    peers: [node2, node3]\n',
       '    peers: [node2, node3]\n    dial: { node1: 127.0.0.1:1 }\n',

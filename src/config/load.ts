@@ -60,7 +60,7 @@ const topLevelKeys = [
   'cluster',
 ] as const;
 
-const nodeKeys = ['node_id', 'grpc_address', 'web_address', 'peers', 'data_dir', 'dial'] as const;
+const nodeKeys = ['node_id', 'grpc_address', 'web_address', 'peers', 'data_dir', 'dial', 'web_dial'] as const;
 
 type Path = readonly (string | number)[];
 type Mapping = Readonly<Record<string, unknown>>;
@@ -269,13 +269,19 @@ class Checker {
     return drafts.map((draft, index) => {
       const peers = this.peers(['cluster', index, 'peers'], draft.raw['peers'], draft.node.id, ids);
       const dial = this.dial(['cluster', index, 'dial'], draft.raw['dial'], draft.node.id, ids);
-      return { ...draft.node, peers, ...(dial === undefined ? {} : { dial }) };
+      const webDial = this.dial(['cluster', index, 'web_dial'], draft.raw['web_dial'], draft.node.id, ids);
+      return {
+        ...draft.node,
+        peers,
+        ...(dial === undefined ? {} : { dial }),
+        ...(webDial === undefined ? {} : { webDial }),
+      };
     });
   }
 
   /**
-   * `dial`: where this node reaches some peers, when not at their grpc_address (a proxy between them, as the
-   * fault-injection suite puts on every link).
+   * `dial` / `web_dial`: where this node reaches some peers, when not at their grpc_address / web_address (a proxy
+   * between them, as the fault-injection suite puts on every link).
    */
   private dial(
     path: Path,

@@ -11,6 +11,8 @@ export interface NodeConfig {
   readonly dataDir?: string;
   /** Where this node reaches some peers, when not at their grpcAddress (e.g. through a fault-injecting proxy). */
   readonly dial?: Readonly<Record<NodeId, string>>;
+  /** Where this node reaches some peers' REST APIs (forwarded writes, read indexes), when not at their webAddress. */
+  readonly webDial?: Readonly<Record<NodeId, string>>;
 }
 
 export interface ClusterConfig {

@@ -25,6 +25,8 @@ export interface HttpOptions {
   readonly leaderWaitMs: number;
   /** How long a forwarded request may take at the leader. */
   readonly forwardTimeoutMs: number;
+  /** Where this node reaches another node's REST API to forward to it (default: its web address). */
+  readonly forwardAddressOf?: (id: string) => string | undefined;
 }
 
 /** Marks a request a follower forwarded, so that it is never forwarded again. */
@@ -123,7 +125,7 @@ export function buildHttpServer(options: HttpOptions) {
   };
 
   const forward = async (request: FastifyRequest, reply: FastifyReply, leader: string): Promise<void> => {
-    const address = service.webAddressOf(leader);
+    const address = (options.forwardAddressOf ?? ((id: string) => service.webAddressOf(id)))(leader);
     if (address === undefined) throw new NotLeaderError(null);
     const headers: Record<string, string> = { [forwardedHeader]: service.id };
     if (request.body !== undefined) headers['content-type'] = 'application/json';

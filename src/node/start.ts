@@ -47,13 +47,16 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
       .map((n) => ({ id: n.id, grpcAddress: self.dial?.[n.id] ?? n.grpcAddress })),
     logger: logger.child({ component: 'transport' }),
   });
+  /** Where this node reaches a peer's REST API (its web_address, unless `web_dial` says otherwise). */
+  const peerWebAddress = (id: NodeId): string | undefined =>
+    self.webDial?.[id] ?? config.nodes.find((n) => n.id === id)?.webAddress;
   const node = await RaftNode.create({
     id: nodeId,
     config,
     storage,
     transport,
     logger,
-    readIndexFromLeader: (leader, timeoutMs) => readIndexFrom(config, leader, timeoutMs),
+    readIndexFromLeader: (leader, timeoutMs) => readIndexFrom(peerWebAddress(leader), leader, timeoutMs),
   });
   await node.start();
 
@@ -65,6 +68,7 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
     retryAfterSeconds: Math.max(1, Math.ceil(config.electionTimeoutMaxMs / 1000)),
     leaderWaitMs: config.electionTimeoutMaxMs * 2,
     forwardTimeoutMs: config.requestTimeoutMs + 1000,
+    forwardAddressOf: peerWebAddress,
   });
   const [host, port] = splitHostPort(self.webAddress);
   try {
@@ -91,8 +95,11 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
 }
 
 /** A follower's linearizable read asks the leader for a confirmed read index over HTTP (thesis §6.4). */
-async function readIndexFrom(config: ClusterConfig, leader: NodeId, timeoutMs: number): Promise<number> {
-  const address = config.nodes.find((n) => n.id === leader)?.webAddress;
+async function readIndexFrom(
+  address: string | undefined,
+  leader: NodeId,
+  timeoutMs: number,
+): Promise<number> {
   if (address === undefined) throw new NotLeaderError(null);
   let res: Response;
   try {
