@@ -16,7 +16,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { emptyHardState, EntryType, type Entry, type HardState } from '../raft/types.js';
-import { crc32 } from './crc.js';
+import { crc32 } from '../util/crc32.js';
 import { StorageCorruptError } from './errors.js';
 import { FileStorage, type FileStorageOptions } from './file.js';
 import { newCounters } from './fsutil.js';

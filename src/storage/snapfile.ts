@@ -8,7 +8,7 @@
 // header and the trailer's first 12 bytes is checked whenever the file is opened; the data crc as it is read.
 
 import { open, stat } from 'node:fs/promises';
-import { crc32 } from './crc.js';
+import { crc32 } from '../util/crc32.js';
 import { StorageCorruptError } from './errors.js';
 import { datasync, isCode, removeFile, writeAll, type Counters } from './fsutil.js';
 import type { SnapshotMeta } from './storage.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { EntryType, type Entry } from '../raft/types.js';
-import { crc32 } from './crc.js';
+import { crc32 } from '../util/crc32.js';
 import { StorageCorruptError } from './errors.js';
 import { LogReplay } from './replay.js';
 import { TermRuns } from './terms.js';

@@ -15,7 +15,7 @@
 //   SNAPSHOT_MARK  4  [u64 index][u64 term] the snapshot now current; entries up to `index` are superseded
 
 import type { Entry, EntryType, HardState } from '../raft/types.js';
-import { crc32 } from './crc.js';
+import { crc32 } from '../util/crc32.js';
 import type { SnapshotMeta } from './storage.js';
 
 export const RecordType = {

@@ -16,7 +16,7 @@ import * as grpc from '@grpc/grpc-js';
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import type { InstallSnapshot, Message, NodeId } from '../raft/types.js';
 import type { SnapshotSource } from '../storage/storage.js';
-import { crc32 } from './crc32.js';
+import { crc32 } from '../util/crc32.js';
 import {
   Batch,
   EntryType,

@@ -7,7 +7,7 @@ import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { InstallSnapshot, Message, NodeId } from '../raft/types.js';
 import type { SnapshotMeta, SnapshotSource } from '../storage/storage.js';
-import { crc32 } from './crc32.js';
+import { crc32 } from '../util/crc32.js';
 import { RaftService, SnapshotChunk, type SnapshotAck, type SnapshotHeader } from './gen/raft.js';
 import {
   CLUSTER_HEADER,

@@ -3,7 +3,7 @@
 
 import type { Readable } from 'node:stream';
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
-import { crc32 } from './crc32.js';
+import { crc32 } from '../util/crc32.js';
 import { SnapshotChunk, type SnapshotHeader } from './gen/raft.js';
 
 /** The tag of SnapshotChunk.data: field 2, wire type 2 (length-delimited). */

@@ -1,4 +1,4 @@
-// CRC-32 (IEEE 802.3, the one zlib, gzip and PNG use) for the WAL records and snapshot files.
+// CRC-32 (IEEE 802.3, the one zlib, gzip and PNG use) for WAL records, snapshot files and snapshot transfers.
 // Node has `zlib.crc32` from v20.15 / v22.2; the package allows Node >= 20.10, so a table-driven version stands in
 // when the native one is missing. Both give identical results (crc.test.ts checks them against each other).
 

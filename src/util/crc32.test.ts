@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import * as zlib from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { crc32, crc32Portable } from './crc.js';
+import { crc32, crc32IsNative, crc32Portable } from './crc32.js';
 
 describe('crc32', () => {
   it('gives the standard check value for "123456789"', () => {
@@ -19,5 +20,17 @@ describe('crc32', () => {
       expect(crc32(data.subarray(cut), crc32(data.subarray(0, cut)))).toBe(whole);
       expect(crc32Portable(data.subarray(cut), crc32Portable(data.subarray(0, cut)))).toBe(whole);
     }
+  });
+
+  it('the portable version of an empty input is 0, and 100 kB split anywhere matches', () => {
+    expect(crc32Portable(new Uint8Array(0))).toBe(0);
+    const data = new Uint8Array(100_000).map((_, i) => (i * 2654435761) >>> 24);
+    const whole = crc32Portable(data);
+    expect(crc32Portable(data.subarray(40_000), crc32Portable(data.subarray(0, 40_000)))).toBe(whole);
+    expect(crc32(data)).toBe(whole);
+  });
+
+  it('uses the native zlib.crc32 where Node has one', () => {
+    expect(crc32IsNative).toBe(typeof (zlib as { crc32?: unknown }).crc32 === 'function');
   });
 });
