@@ -1,6 +1,5 @@
 // GrpcTransport over real loopback sockets.
 
-import { createServer } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -15,47 +14,17 @@ import {
   type Logger,
 } from './grpc.js';
 import type { PeerAddress } from './transport.js';
+import { captureLogger, type LogLine } from '../../test/helpers/logger.js';
+import { freePorts } from '../../test/helpers/ports.js';
+import { waitFor } from '../../test/helpers/wait.js';
+
+async function freePort(): Promise<number> {
+  const [port] = await freePorts(1);
+  return port!;
+}
 
 // A pino logger is a Logger (compile-time check).
 const _pinoFits: Logger = pino({ level: 'silent' });
-
-interface LogLine {
-  readonly level: string;
-  readonly fields: object;
-  readonly msg: string;
-}
-
-function captureLogger(): { logger: Logger; lines: LogLine[] } {
-  const lines: LogLine[] = [];
-  const at =
-    (level: string) =>
-    (obj: object | string, msg?: string): void => {
-      if (typeof obj === 'string') lines.push({ level, fields: {}, msg: obj });
-      else lines.push({ level, fields: obj, msg: msg ?? '' });
-    };
-  return { logger: { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') }, lines };
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** Polls `condition` until it holds; fails with `what` after the deadline. */
-async function waitFor(what: string, condition: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 
 /** Polls while calling `action` every `everyMs`, until `condition` holds. */
 async function keepDoingUntil(what: string, action: () => void, condition: () => boolean, everyMs = 20) {

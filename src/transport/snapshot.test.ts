@@ -8,32 +8,11 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { InstallSnapshot, Message, NodeId } from '../raft/types.js';
 import type { SnapshotMeta, SnapshotSource } from '../storage/storage.js';
 import { crc32 } from '../util/crc32.js';
+import { captureLogger, type LogLine } from '../../test/helpers/logger.js';
+import { waitFor } from '../../test/helpers/wait.js';
 import { RaftService, SnapshotChunk, type SnapshotAck, type SnapshotHeader } from './gen/raft.js';
-import {
-  CLUSTER_HEADER,
-  FROM_HEADER,
-  GrpcTransport,
-  type GrpcTransportOptions,
-  type Logger,
-} from './grpc.js';
+import { CLUSTER_HEADER, FROM_HEADER, GrpcTransport, type GrpcTransportOptions } from './grpc.js';
 import type { PeerAddress, SnapshotHandler } from './transport.js';
-
-interface LogLine {
-  readonly level: string;
-  readonly fields: object;
-  readonly msg: string;
-}
-
-function captureLogger(): { logger: Logger; lines: LogLine[] } {
-  const lines: LogLine[] = [];
-  const at =
-    (level: string) =>
-    (obj: object | string, msg?: string): void => {
-      if (typeof obj === 'string') lines.push({ level, fields: {}, msg: obj });
-      else lines.push({ level, fields: obj, msg: msg ?? '' });
-    };
-  return { logger: { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') }, lines };
-}
 
 interface Deferred {
   readonly promise: Promise<void>;
@@ -656,10 +635,3 @@ describe('GrpcTransport snapshots', () => {
 });
 
 /** Polls `condition` until it holds; fails with `what` after the deadline. */
-async function waitFor(what: string, condition: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
