@@ -71,7 +71,7 @@ export function buildHttpServer(options: HttpOptions) {
 
   app.addHook('onSend', async (_request, reply) => {
     if (!reply.hasHeader(servedByHeader)) void reply.header(servedByHeader, service.id);
-    const leader = service.status().leader;
+    const leader = service.leader();
     if (!reply.hasHeader(leaderHeader) && leader !== null) void reply.header(leaderHeader, leader);
   });
 
@@ -213,8 +213,9 @@ export function buildHttpServer(options: HttpOptions) {
   app.get('/kv/*', async (request, reply) => {
     const key = keyOf(request);
     const consistency = consistencyOf(request.query);
-    if (consistency !== 'stale' && wantsRedirect(request) && service.status().role !== 'leader') {
-      throw new NotLeaderError(service.status().leader ?? (await service.awaitLeader(options.leaderWaitMs)));
+    const leader = service.leader();
+    if (consistency !== 'stale' && wantsRedirect(request) && leader !== service.id) {
+      throw new NotLeaderError(leader ?? (await service.awaitLeader(options.leaderWaitMs)));
     }
     const { found, appliedIndex } = await service.get(key, consistency);
     void reply.header(appliedIndexHeader, String(appliedIndex));

@@ -75,6 +75,8 @@ export interface KvService {
   /** Resolves with the leader once one is known, or null after `timeoutMs`. */
   awaitLeader(timeoutMs: number): Promise<NodeId | null>;
   status(): NodeStatus;
+  /** Who this node believes leads, cheaply (every response carries it). */
+  leader(): NodeId | null;
   /** The web address of a node, for redirects and forwarding. */
   webAddressOf(id: NodeId): string | undefined;
 }

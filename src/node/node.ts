@@ -263,6 +263,10 @@ export class RaftNode implements KvService {
     for (const w of waiters) w(leader);
   }
 
+  leader(): NodeId | null {
+    return this.#raft.leader;
+  }
+
   status(): NodeStatus {
     const matches = this.#raft.matchIndexes();
     return {
