@@ -9,6 +9,11 @@ export const EntryType = {
   Normal: 0,
   /** The entry a new leader appends at the start of its term so earlier entries can commit (§5.4.2, §8). */
   Noop: 1,
+  /**
+   * A cluster configuration (thesis §4.1): its data is a ConfState (encodeConfState). It takes effect on every node
+   * as soon as the node's log holds it, committed or not, and is undone if the entry is truncated away.
+   */
+  Config: 2,
 } as const;
 export type EntryType = (typeof EntryType)[keyof typeof EntryType];
 
@@ -85,10 +90,35 @@ export interface AppendEntriesResponse extends MessageBase {
   readonly context: number;
 }
 
+/**
+ * A cluster configuration (thesis chapter 4): who votes and who only receives the log.
+ *
+ * Invariants: the three lists hold no duplicates; `learners` shares no id with `voters` or `outgoing`.
+ */
+export interface ConfState {
+  /** The voters; while joint (thesis §4.3), those of C_new. */
+  readonly voters: readonly NodeId[];
+  /**
+   * Joint consensus (thesis §4.3): while C_old,new is in force, the voters of C_old; empty otherwise. Elections and
+   * commitment then need a majority of `voters` and, separately, a majority of `outgoing`.
+   */
+  readonly outgoing: readonly NodeId[];
+  /** Non-voting members (thesis §4.2.1): they receive the log but count toward no majority. */
+  readonly learners: readonly NodeId[];
+  /** Opaque to the core, carried with the configuration (Rafting's runtime keeps the members' addresses here). */
+  readonly context: string;
+}
+
 /** Which log prefix a snapshot replaces: every entry up to `index`, the last of which had `term` (§7). */
 export interface SnapshotMeta {
   readonly index: number;
   readonly term: number;
+  /**
+   * The configuration in force at `index`: the latest one in the entries the snapshot replaces (thesis §5.1, "the
+   * latest configuration as of the last included index"). Absent only in snapshots written before membership changes existed: the node then
+   * falls back to its bootstrap configuration.
+   */
+  readonly config?: ConfState;
 }
 
 /**

@@ -14,7 +14,8 @@
 
 import * as grpc from '@grpc/grpc-js';
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
-import type { InstallSnapshot, Message, NodeId } from '../raft/types.js';
+import { decodeConfState, encodeConfState } from '../raft/confstate.js';
+import type { ConfState, InstallSnapshot, Message, NodeId, SnapshotMeta } from '../raft/types.js';
 import type { SnapshotSource } from '../storage/storage.js';
 import { crc32 } from '../util/crc32.js';
 import {
@@ -758,6 +759,7 @@ export class GrpcTransport implements Transport {
         snapshotIndex: message.snapshot.index,
         snapshotTerm: message.snapshot.term,
         size: source.size,
+        config: message.snapshot.config === undefined ? empty : encodeConfState(message.snapshot.config),
       };
       await write(encodeControlChunk({ $case: 'header', value: header }));
       let sent = 0;
@@ -939,7 +941,18 @@ export class GrpcTransport implements Transport {
       );
       return;
     }
-    const snapshot = { index: header.snapshotIndex, term: header.snapshotTerm };
+    let config: ConfState | undefined;
+    try {
+      if (header.config.length > 0) config = decodeConfState(header.config);
+    } catch (err) {
+      reject(grpc.status.INVALID_ARGUMENT, `snapshot from ${from}: ${errorMessage(err)}`, { remote });
+      return;
+    }
+    const snapshot: SnapshotMeta = {
+      index: header.snapshotIndex,
+      term: header.snapshotTerm,
+      ...(config === undefined ? {} : { config }),
+    };
     const message: InstallSnapshot = {
       type: 'InstallSnapshot',
       from,
@@ -1092,7 +1105,11 @@ export function fromEnvelope(envelope: Envelope): Message | string {
       const { prevLogIndex, prevLogTerm, entries, leaderCommit, context } = body.value;
       for (const entry of entries) {
         // The decoder accepts any int32 for an enum; the core knows only these.
-        if (entry.type !== EntryType.NORMAL && entry.type !== EntryType.NOOP)
+        if (
+          entry.type !== EntryType.NORMAL &&
+          entry.type !== EntryType.NOOP &&
+          entry.type !== EntryType.CONFIG
+        )
           return `entry ${entry.index} has unknown type ${entry.type}`;
       }
       return {
@@ -1130,3 +1147,5 @@ export function fromEnvelope(envelope: Envelope): Message | string {
     }
   }
 }
+
+const empty = new Uint8Array(0);

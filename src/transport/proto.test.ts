@@ -244,6 +244,7 @@ describe('encode/decode round trip', () => {
       snapshotIndex: big,
       snapshotTerm: 7,
       size: 64 * 1024 ** 3,
+      config: new Uint8Array(),
     };
     expect(roundTrip(SnapshotHeader, header)).toEqual(header);
     for (const crc32 of [0, 1, 0x7fffffff, 0x80000000, 0xffffffff]) {
@@ -289,6 +290,7 @@ describe('encode/decode round trip', () => {
       snapshotIndex: 3,
       snapshotTerm: 1,
       size: 5,
+      config: new Uint8Array(),
     };
     expect([...SnapshotChunk.encode({ part: { $case: 'header', value: header } }).finish()]).toEqual([
       0x0a, 17, 0x0a, 1, 0x63, 0x12, 1, 0x61, 0x1a, 1, 0x62, 0x20, 2, 0x28, 3, 0x30, 1, 0x38, 5,

@@ -524,6 +524,7 @@ describe('GrpcTransport snapshots', () => {
           snapshotIndex: 120,
           snapshotTerm: 7,
           size,
+          config: new Uint8Array(),
           ...overrides,
         },
       },

@@ -28,6 +28,12 @@ export const EntryType = {
    * (Raft paper §5.4.2 and §8). Its `data` is empty; the state machine skips it.
    */
   NOOP: 1,
+  /**
+   * CONFIG - A cluster configuration (Raft thesis §4.1, §4.3): `data` is the configuration as JSON (src/raft/confstate.ts:
+   * voters, outgoing voters while joint, learners, and the runtime's address book). Nodes switch to it as soon as
+   * it is in their log; the state machine skips it.
+   */
+  CONFIG: 2,
 } as const;
 
 export type EntryType = typeof EntryType[keyof typeof EntryType];
@@ -35,6 +41,7 @@ export type EntryType = typeof EntryType[keyof typeof EntryType];
 export namespace EntryType {
   export type NORMAL = typeof EntryType.NORMAL;
   export type NOOP = typeof EntryType.NOOP;
+  export type CONFIG = typeof EntryType.CONFIG;
 }
 
 /**
@@ -46,7 +53,7 @@ export interface Entry {
   readonly index: number;
   /** The term of the leader that created the entry. */
   readonly term: number;
-  /** Command or no-op. */
+  /** Command, no-op or configuration. */
   readonly type: EntryType;
   /** The command, opaque to Raft (encoded by src/kv). Empty for ENTRY_TYPE_NOOP. */
   readonly data: Uint8Array;
@@ -239,6 +246,12 @@ export interface SnapshotHeader {
    * bytes than announced fails.
    */
   readonly size: number;
+  /**
+   * Figure 13 also sends the cluster configuration as of `snapshot_index` (thesis §5.1: "the latest
+   * configuration as of the last included index"): the same JSON as an ENTRY_TYPE_CONFIG entry's data. Empty for
+   * a snapshot written before membership changes existed.
+   */
+  readonly config: Uint8Array;
 }
 
 /** The last message of an InstallSnapshot call (Figure 13's `done = true`), sent after all the data. */
@@ -966,7 +979,16 @@ export const StreamClosed: MessageFns<StreamClosed> = {
 };
 
 function createBaseSnapshotHeader(): SnapshotHeader {
-  return { clusterId: "", from: "", to: "", term: 0, snapshotIndex: 0, snapshotTerm: 0, size: 0 };
+  return {
+    clusterId: "",
+    from: "",
+    to: "",
+    term: 0,
+    snapshotIndex: 0,
+    snapshotTerm: 0,
+    size: 0,
+    config: new Uint8Array(0),
+  };
 }
 
 export const SnapshotHeader: MessageFns<SnapshotHeader> = {
@@ -991,6 +1013,9 @@ export const SnapshotHeader: MessageFns<SnapshotHeader> = {
     }
     if (message.size !== 0) {
       writer.uint32(56).uint64(message.size);
+    }
+    if (message.config.length !== 0) {
+      writer.uint32(66).bytes(message.config);
     }
     return writer;
   },
@@ -1062,6 +1087,14 @@ export const SnapshotHeader: MessageFns<SnapshotHeader> = {
             }
 
             message.size = longToNumber(reader.uint64());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.config = reader.bytes();
             continue;
           }
         }
