@@ -1,6 +1,13 @@
 // The replicated log as one node holds it in memory, with the watermarks the Ready contract needs.
 
-import type { Entry, SnapshotMeta } from './types.js';
+import { decodeConfState, emptyConfState } from './confstate.js';
+import { EntryType, type ConfState, type Entry, type SnapshotMeta } from './types.js';
+
+/** A configuration and the index of the entry that holds it (0: the bootstrap configuration). */
+export interface IndexedConf {
+  readonly index: number;
+  readonly conf: ConfState;
+}
 
 export interface ConflictHint {
   /** The term the follower holds at the rejected index, or 0 when its log is shorter. */
@@ -15,9 +22,19 @@ export interface ConflictHint {
  * Invariants: offset <= applied <= committed <= lastIndex(); offset <= stable <= lastIndex();
  * #entries[i].index === offset + i + 1. Entries up to `offset` are compacted into a snapshot (§7); only the term of
  * the last of them is kept, for the consistency check of the entry after it.
+ *
+ * The log also knows the cluster configuration in force: thesis §4.1, "a server always uses the latest
+ * configuration in its log, regardless of whether the entry is committed". It is the last Config entry, or, when
+ * the log holds none, the configuration of the snapshot (or the bootstrap one). Truncating a Config entry away
+ * reverts to the one before it.
  */
 export class RaftLog {
   #entries: Entry[];
+  /** The configuration in force at #offset (from the snapshot, else the bootstrap configuration). */
+  #baseConf: IndexedConf;
+  /** The Config entries among #entries, in index order. */
+  #confs: IndexedConf[] = [];
+  readonly #bootstrap: ConfState;
   /** The index of the last entry covered by the latest snapshot the log was compacted to (0: none). */
   #offset: number;
   /** The term of the entry at #offset. */
@@ -29,9 +46,16 @@ export class RaftLog {
   /** Highest index known to be in stable storage. */
   stable: number;
 
-  constructor(snapshot: SnapshotMeta | null, entries: readonly Entry[], committed: number) {
+  constructor(
+    snapshot: SnapshotMeta | null,
+    entries: readonly Entry[],
+    committed: number,
+    bootstrap: ConfState = emptyConfState,
+  ) {
     this.#offset = snapshot?.index ?? 0;
     this.#offsetTerm = snapshot?.term ?? 0;
+    this.#bootstrap = bootstrap;
+    this.#baseConf = { index: this.#offset, conf: snapshot?.config ?? bootstrap };
     entries.forEach((entry, i) => {
       if (entry.index !== this.#offset + i + 1) {
         throw new Error(
@@ -40,6 +64,7 @@ export class RaftLog {
       }
     });
     this.#entries = entries.slice();
+    for (const entry of entries) this.#noteConf(entry);
     this.stable = this.lastIndex();
     // A snapshot holds only committed entries, and the state machine starts from it.
     this.applied = this.#offset;
@@ -117,6 +142,30 @@ export class RaftLog {
       throw new Error(`log: append of index ${entry.index} after ${this.lastIndex()}`);
     }
     this.#entries.push(entry);
+    this.#noteConf(entry);
+  }
+
+  /** Thesis §4.1: a Config entry takes effect as soon as it is in the log. */
+  #noteConf(entry: Entry): void {
+    if (entry.type === EntryType.Config) {
+      this.#confs.push({ index: entry.index, conf: decodeConfState(entry.data) });
+    }
+  }
+
+  /** The configuration in force: the latest in the log, committed or not (thesis §4.1). */
+  config(): IndexedConf {
+    return this.#confs[this.#confs.length - 1] ?? this.#baseConf;
+  }
+
+  /** The configuration in force at `index` (which must not be below the snapshot): what a snapshot there holds. */
+  configAt(index: number): ConfState {
+    if (index < this.#offset) throw new Error(`log: configuration at ${index} is compacted away`);
+    let found = this.#baseConf;
+    for (const c of this.#confs) {
+      if (c.index > index) break;
+      found = c;
+    }
+    return found.conf;
   }
 
   /**
@@ -147,6 +196,8 @@ export class RaftLog {
   private truncateFrom(index: number): void {
     this.#entries.length = index - this.#offset - 1;
     this.stable = Math.min(this.stable, index - 1);
+    // Thesis §4.1: a configuration whose entry is removed no longer applies; the one before it does again.
+    while ((this.#confs[this.#confs.length - 1]?.index ?? 0) >= index) this.#confs.pop();
   }
 
   /** The hint a follower sends with a rejection so the leader can skip a whole term (end of §5.3). */
@@ -211,6 +262,8 @@ export class RaftLog {
     }
     const term = this.term(index);
     if (term === undefined) throw new Error(`log: compact to ${index}: no such entry`);
+    this.#baseConf = { index, conf: this.configAt(index) };
+    this.#confs = this.#confs.filter((c) => c.index > index);
     this.#entries = this.#entries.slice(index - this.#offset);
     this.#offset = index;
     this.#offsetTerm = term;
@@ -222,10 +275,17 @@ export class RaftLog {
    * snapshot, so everything up to its index counts as committed and applied.
    */
   restore(snapshot: SnapshotMeta): void {
-    if (this.matchTerm(snapshot.index, snapshot.term) && snapshot.index <= this.lastIndex()) {
+    const kept = this.matchTerm(snapshot.index, snapshot.term) && snapshot.index <= this.lastIndex();
+    // Thesis §5.1: the snapshot carries the configuration as of its last index. (One written before membership
+    // changes existed carries none: then the one this log knows there, or the bootstrap configuration.)
+    const conf = snapshot.config ?? (kept ? this.configAt(snapshot.index) : this.#bootstrap);
+    this.#baseConf = { index: snapshot.index, conf };
+    if (kept) {
       this.#entries = this.#entries.slice(snapshot.index - this.#offset);
+      this.#confs = this.#confs.filter((c) => c.index > snapshot.index);
     } else {
       this.#entries = [];
+      this.#confs = [];
       this.stable = snapshot.index;
     }
     this.#offset = snapshot.index;

@@ -62,6 +62,8 @@ export class Progress {
   state: ProgressState = 'probe';
   /** The follower answered something since the leader last checked (CheckQuorum, thesis §6.2). */
   recentActive = false;
+  /** The tick at which the follower last answered anything, or -1 (the leader heard nothing from it yet). */
+  activeAt = -1;
   /** The latest heartbeat round the follower acknowledged (ReadIndex and leases, thesis §6.4). */
   ackedRound = 0;
   /** In snapshot state: the index of the snapshot being sent. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { majorityMatchIndex, quorumSize, tallyVotes } from './quorum.js';
+import { jointMatchIndex, jointTally, majorityMatchIndex, quorumSize, tallyVotes } from './quorum.js';
 
 describe('quorum arithmetic (§5.2: a majority of the servers)', () => {
   it.each([
@@ -33,5 +33,34 @@ describe('quorum arithmetic (§5.2: a majority of the servers)', () => {
     [{ a: true, b: true, x: true, y: true }, 'pending'],
   ] as const)('§5.2: votes %j are %s (non-voters do not count)', (votes, expected) =>
     expect(tallyVotes(voters, new Map(Object.entries(votes)))).toBe(expected),
+  );
+});
+
+describe('joint majorities (thesis §4.3: separate majorities of C_old and C_new)', () => {
+  const joint = { voters: ['a', 'b', 'd'], outgoing: ['a', 'b', 'c'], learners: ['x'], context: '' };
+  const simple = { ...joint, outgoing: [] };
+  const matches: Record<string, number> = { a: 9, b: 3, c: 8, d: 2, x: 100 };
+  const matchOf = (id: string) => matches[id] ?? 0;
+
+  it('an index commits only once both halves hold it on a majority', () => {
+    // C_new {a,b,d}: 3 is on a and b; C_old {a,b,c}: 8 is on a and c. Both hold 3, only C_old holds 8.
+    expect(jointMatchIndex(joint, matchOf)).toBe(3);
+    expect(jointMatchIndex(simple, matchOf)).toBe(3);
+    expect(jointMatchIndex({ ...simple, voters: ['a', 'b', 'c'] }, matchOf)).toBe(8);
+  });
+
+  it('learners count toward no majority', () => {
+    expect(jointMatchIndex({ ...simple, voters: ['a'], learners: ['x'] }, matchOf)).toBe(9);
+  });
+
+  it.each([
+    [{ a: true, b: true }, 'won'],
+    [{ a: true, d: true }, 'pending'], // a majority of C_new, not of C_old
+    [{ a: true, c: true }, 'pending'], // a majority of C_old, not of C_new
+    [{ a: true, c: true, d: true }, 'won'],
+    [{ a: true, b: false, d: false }, 'lost'], // C_new can no longer agree
+    [{ x: true, a: true, c: true }, 'pending'], // the learner's vote does not count
+  ] as const)('votes %j in {a,b,d} joint with {a,b,c} are %s', (votes, expected) =>
+    expect(jointTally(joint, new Map(Object.entries(votes)))).toBe(expected),
   );
 });

@@ -1,7 +1,7 @@
-// Majority arithmetic, kept apart and pure so it can be table-tested (and later extended to joint consensus,
-// thesis §4.3, by requiring a majority of both configurations).
+// Majority arithmetic, kept apart and pure so it can be table-tested: simple majorities (§5.2) and the joint
+// majorities of a configuration change (thesis §4.3: a majority of C_old and, separately, a majority of C_new).
 
-import type { NodeId } from './types.js';
+import type { ConfState, NodeId } from './types.js';
 
 /** The smallest number of voters that is a majority of `voterCount` (§5.2: "a majority of the servers"). */
 export function quorumSize(voterCount: number): number {
@@ -34,4 +34,23 @@ export function tallyVotes(voters: readonly NodeId[], votes: ReadonlyMap<NodeId,
   if (granted >= quorum) return 'won';
   if (rejected > voters.length - quorum) return 'lost';
   return 'pending';
+}
+
+/**
+ * The highest index committed under configuration `c` (§5.3 with thesis §4.3): while joint, an index counts only
+ * once a majority of C_new and a majority of C_old hold it. `matchOf` gives each voter's match index.
+ */
+export function jointMatchIndex(c: ConfState, matchOf: (id: NodeId) => number): number {
+  const incoming = majorityMatchIndex(c.voters.map(matchOf));
+  if (c.outgoing.length === 0) return incoming;
+  return Math.min(incoming, majorityMatchIndex(c.outgoing.map(matchOf)));
+}
+
+/** An election under configuration `c` (§5.2 with thesis §4.3): while joint, it must be won in both halves. */
+export function jointTally(c: ConfState, votes: ReadonlyMap<NodeId, boolean>): VoteResult {
+  const incoming = tallyVotes(c.voters, votes);
+  if (c.outgoing.length === 0) return incoming;
+  const outgoing = tallyVotes(c.outgoing, votes);
+  if (incoming === 'lost' || outgoing === 'lost') return 'lost';
+  return incoming === 'won' && outgoing === 'won' ? 'won' : 'pending';
 }

@@ -2,123 +2,12 @@
 // between cores; nothing here sleeps or uses a clock.
 
 import { describe, expect, it } from 'vitest';
-import { Raft, type Ready } from './raft.js';
+import { Raft } from './raft.js';
 import { SeededRandom } from './random.js';
-import { EntryType, type AppendEntries, type Entry, type HardState, type Message } from './types.js';
+import { EntryType, type AppendEntries, type Message } from './types.js';
+import { core, drain, entry, ids, Net, tickUntilCandidate } from '../../test/helpers/raftnet.js';
 
-const ids = ['n1', 'n2', 'n3'];
 const text = new TextEncoder();
-
-function entry(index: number, term: number): Entry {
-  return { index, term, type: EntryType.Normal, data: text.encode(`e${index}`) };
-}
-
-function core(
-  id: string,
-  opts: {
-    entries?: Entry[];
-    hardState?: HardState;
-    voters?: string[];
-    inflight?: number;
-    preVote?: boolean;
-  } = {},
-): Raft {
-  return new Raft({
-    id,
-    voters: opts.voters ?? ids,
-    electionTicksMin: 10,
-    electionTicksMax: 20,
-    heartbeatTicks: 2,
-    random: new SeededRandom(id.charCodeAt(1)),
-    hardState: opts.hardState ?? { term: 0, vote: '', commit: 0 },
-    entries: opts.entries ?? [],
-    limits: { maxInflightMessages: opts.inflight ?? 8 },
-    preVote: opts.preVote ?? true,
-  });
-}
-
-/** Handles one Ready as the runtime would (storage is implicit: cores keep their own log) and returns it. */
-function drain(r: Raft): Ready {
-  const rd = r.ready();
-  r.advance(rd);
-  return rd;
-}
-
-/** A synchronous network: `run` delivers messages until none are left. `drop` filters what gets lost. */
-class Net {
-  readonly nodes = new Map<string, Raft>();
-  drop: (m: Message) => boolean = () => false;
-  sent: Message[] = [];
-
-  constructor(cores: Raft[]) {
-    for (const c of cores) this.nodes.set(c.id, c);
-  }
-
-  get(id: string): Raft {
-    const r = this.nodes.get(id);
-    if (r === undefined) throw new Error(id);
-    return r;
-  }
-
-  run(maxSteps = 10_000): void {
-    const queue: Message[] = [];
-    const collect = () => {
-      for (const r of this.nodes.values()) {
-        while (r.hasReady()) {
-          const rd = drain(r);
-          queue.push(...rd.messages);
-          if (rd.readStates.length > 0)
-            this.reads.set(r.id, [...(this.reads.get(r.id) ?? []), ...rd.readStates]);
-        }
-      }
-    };
-    collect();
-    for (let i = 0; queue.length > 0; i++) {
-      if (i > maxSteps) throw new Error('network did not quiesce');
-      const m = queue.shift()!;
-      this.sent.push(m);
-      if (!this.drop(m)) this.nodes.get(m.to)?.step(m);
-      collect();
-    }
-  }
-
-  /** Ticks every node `n` times, delivering messages after each tick. */
-  tickAll(n: number): void {
-    for (let i = 0; i < n; i++) {
-      for (const r of this.nodes.values()) r.tick();
-      this.run();
-    }
-  }
-
-  /** Cuts `id` off from everyone, both ways (until `heal`). */
-  isolate(id: string): void {
-    this.drop = (m) => m.from === id || m.to === id;
-  }
-
-  heal(): void {
-    this.drop = () => false;
-  }
-
-  /** The read states every node reported so far (drained from its Readies). */
-  readonly reads = new Map<string, { requestId: number; index: number }[]>();
-
-  /** Ticks `id` until it starts an election, then delivers everything. */
-  elect(id: string): void {
-    const r = this.get(id);
-    for (let i = 0; i < 100 && r.role === 'follower'; i++) r.tick();
-    this.run();
-  }
-}
-
-function tickUntilCandidate(r: Raft): number {
-  let ticks = 0;
-  while (r.role === 'follower') {
-    r.tick();
-    ticks++;
-    if (ticks > 100) throw new Error('never campaigned');
-  }
-  return ticks;
-}
 
 describe('leader election (§5.2)', () => {
   it('a follower that hears nothing for a randomized election timeout becomes candidate', () => {
@@ -315,18 +204,8 @@ describe('leader election (§5.2)', () => {
     expect(r.leader).toBe('n3');
   });
 
-  it('messages from unknown nodes or for another node are ignored', () => {
+  it('messages for another node are ignored', () => {
     const r = core('n1');
-    r.step({
-      type: 'RequestVote',
-      from: 'n9',
-      to: 'n1',
-      term: 9,
-      lastLogIndex: 0,
-      lastLogTerm: 0,
-      preVote: false,
-      transfer: false,
-    });
     r.step({
       type: 'RequestVote',
       from: 'n2',
@@ -339,6 +218,24 @@ describe('leader election (§5.2)', () => {
     });
     expect(r.term).toBe(0);
     expect(r.hasReady()).toBe(false);
+  });
+
+  it('thesis §4.1: requests from a node outside the configuration are processed like any other', () => {
+    // A node added by a configuration entry this voter has not received yet may already stand for election.
+    const r = core('n1');
+    r.step({
+      type: 'RequestVote',
+      from: 'n9',
+      to: 'n1',
+      term: 9,
+      lastLogIndex: 0,
+      lastLogTerm: 0,
+      preVote: false,
+      transfer: false,
+    });
+    expect(r.term).toBe(9);
+    const vote = drain(r).messages[0];
+    expect(vote).toMatchObject({ type: 'RequestVoteResponse', to: 'n9', voteGranted: true });
   });
 });
 

@@ -8,14 +8,25 @@
 //   advance(rd)   the outside has done all of that Ready
 // and the same inputs always give the same outputs, so a seeded simulator can replay any run exactly.
 
-import { RaftLog } from './log.js';
+import {
+  applyChanges,
+  confState,
+  encodeConfState,
+  isJoint,
+  isVoter,
+  leaveJoint,
+  members,
+  type ConfChange,
+} from './confstate.js';
+import { RaftLog, type IndexedConf } from './log.js';
 import { Progress } from './progress.js';
-import { majorityMatchIndex, tallyVotes } from './quorum.js';
+import { jointMatchIndex, jointTally } from './quorum.js';
 import type { Random } from './random.js';
 import {
   EntryType,
   type AppendEntries,
   type AppendEntriesResponse,
+  type ConfState,
   type Entry,
   type HardState,
   type Message,
@@ -31,8 +42,14 @@ import {
 
 export interface RaftOptions {
   readonly id: NodeId;
-  /** Every voting member, this node included. */
+  /**
+   * The bootstrap configuration's voters: the configuration in force while neither the snapshot nor the log holds
+   * one (a new cluster). A node that joins a running cluster starts with none: it votes in no election and stands
+   * for none until its log brings it a configuration that names it (thesis §4.2.1).
+   */
   readonly voters: readonly NodeId[];
+  /** The bootstrap configuration's learners (default none). */
+  readonly learners?: readonly NodeId[];
   /** Election timeouts are drawn uniformly from [electionTicksMin, electionTicksMax) (§5.2). */
   readonly electionTicksMin: number;
   readonly electionTicksMax: number;
@@ -70,7 +87,30 @@ export type ReadIndexResult =
 export type TransferResult =
   | { readonly ok: true }
   | { readonly ok: false; readonly reason: 'not_leader'; readonly leader: NodeId | null }
-  | { readonly ok: false; readonly reason: 'unknown_target' | 'already_leader' | 'in_progress' };
+  | {
+      readonly ok: false;
+      readonly reason: 'unknown_target' | 'not_voter' | 'already_leader' | 'in_progress';
+    };
+
+/** The answer to a membership change (thesis §4.1, §4.3). */
+export type ConfChangeResult =
+  | { readonly ok: true; readonly index: number; readonly term: number; readonly config: ConfState }
+  | { readonly ok: false; readonly reason: 'not_leader'; readonly leader: NodeId | null }
+  | { readonly ok: false; readonly reason: 'transferring'; readonly to: NodeId }
+  | { readonly ok: false; readonly reason: 'busy' }
+  /** Another change is still in progress, or this leader has not yet committed an entry of its term. */
+  | { readonly ok: false; readonly reason: 'pending'; readonly message: string }
+  /** The change itself is invalid (adding a member twice, removing a stranger, leaving no voter...). */
+  | { readonly ok: false; readonly reason: 'invalid'; readonly message: string }
+  /** The new configuration's voters would include no majority this leader can currently reach. */
+  | { readonly ok: false; readonly reason: 'no_quorum'; readonly message: string };
+
+/** What the leader knows about a member's replication (for status pages and learner promotion). */
+export interface MemberProgress {
+  readonly match: number;
+  /** Ticks since the member last answered, or null if it never did in this term. */
+  readonly idleTicks: number | null;
+}
 
 export interface RaftLimits {
   /** Entries in one AppendEntries message. */
@@ -114,6 +154,8 @@ export interface Ready {
   /** Confirmed linearizable reads (thesis §6.4). */
   readonly readStates: readonly ReadState[];
   readonly softState: SoftState;
+  /** The configuration in force, when it changed since the last Ready (thesis §4.1: the latest in the log). */
+  readonly config: ConfState | undefined;
 }
 
 export type ProposeResult =
@@ -131,7 +173,6 @@ interface PendingRead {
 
 export class Raft {
   readonly id: NodeId;
-  readonly #voters: readonly NodeId[];
   readonly #limits: RaftLimits;
   readonly #random: Random;
   readonly #logLine: (line: string) => void;
@@ -189,9 +230,10 @@ export class Raft {
   #pendingInstall: SnapshotMeta | undefined;
   /** The hard state as of the last Ready handed out, to detect changes. */
   #lastHardState: HardState;
+  /** The configuration as of the last Ready handed out (at first: the one it started with), to detect changes. */
+  #lastConf: IndexedConf;
 
   constructor(options: RaftOptions) {
-    if (!options.voters.includes(options.id)) throw new Error(`raft: ${options.id} is not among the voters`);
     if (!(options.electionTicksMin > options.heartbeatTicks)) {
       throw new Error('raft: the election timeout must be longer than the heartbeat interval (§5.6)');
     }
@@ -199,7 +241,6 @@ export class Raft {
       throw new Error('raft: electionTicksMax must be greater than electionTicksMin');
     }
     this.id = options.id;
-    this.#voters = [...options.voters];
     this.#limits = { ...defaultLimits, ...options.limits };
     this.#random = options.random;
     this.#logLine = options.log ?? (() => {});
@@ -212,8 +253,14 @@ export class Raft {
     this.#term = options.hardState.term;
     this.#vote = options.hardState.vote;
     this.#snapshot = options.snapshot ?? null;
-    this.log = new RaftLog(this.#snapshot, options.entries, options.hardState.commit);
+    this.log = new RaftLog(
+      this.#snapshot,
+      options.entries,
+      options.hardState.commit,
+      confState(options.voters, options.learners ?? []),
+    );
     this.#lastHardState = options.hardState;
+    this.#lastConf = this.log.config();
     this.#resetElectionTimer();
     this.#logLine(`${this.id} started as follower at term ${this.#term}, last index ${this.log.lastIndex()}`);
   }
@@ -230,8 +277,16 @@ export class Raft {
   get leader(): NodeId | null {
     return this.#leader;
   }
+  /** The configuration in force: the latest in the log, committed or not (thesis §4.1). */
+  get config(): ConfState {
+    return this.log.config().conf;
+  }
+  /** The index of the entry holding the configuration in force (0: the bootstrap configuration). */
+  get configIndex(): number {
+    return this.log.config().index;
+  }
   get voters(): readonly NodeId[] {
-    return this.#voters;
+    return this.config.voters;
   }
   hardState(): HardState {
     return { term: this.#term, vote: this.#vote, commit: this.log.committed };
@@ -239,11 +294,17 @@ export class Raft {
   softState(): SoftState {
     return { role: this.#role, leader: this.#leader };
   }
-  /** Leader only: each follower's match index. */
+  /** Leader only: each follower's (and learner's) match index. */
   matchIndexes(): ReadonlyMap<NodeId, number> {
     const out = new Map<NodeId, number>();
     for (const [id, pr] of this.#progress) out.set(id, pr.match);
     return out;
+  }
+  /** Leader only: what it knows of one member's replication; undefined for itself, strangers and on followers. */
+  memberProgress(id: NodeId): MemberProgress | undefined {
+    const pr = this.#progress.get(id);
+    if (pr === undefined) return undefined;
+    return { match: pr.match, idleTicks: pr.activeAt < 0 ? null : this.#ticks - pr.activeAt };
   }
 
   // ---------------------------------------------------------------------------------------------------------
@@ -257,12 +318,18 @@ export class Raft {
       return;
     }
     this.#electionElapsed++;
+    if (this.#electionElapsed < this.#electionTimeout) return;
+    if (!isVoter(this.config, this.id)) {
+      // Thesis §4.2.1: a learner, or a node the configuration does not name (not yet added, or removed), never
+      // starts an election; it only forgets a leader it has not heard from.
+      this.#leader = null;
+      this.#resetElectionTimer();
+      return;
+    }
     // §5.2: a follower (or candidate) that hears nothing for an election timeout starts an election, first asking
     // for PreVotes (thesis §9.6) when enabled.
-    if (this.#electionElapsed >= this.#electionTimeout) {
-      if (this.#preVote) this.#preCampaign();
-      else this.#campaign(false);
-    }
+    if (this.#preVote) this.#preCampaign();
+    else this.#campaign(false);
   }
 
   #tickLeader(): void {
@@ -298,7 +365,7 @@ export class Raft {
       votes.set(id, pr.recentActive);
       pr.recentActive = false;
     }
-    return tallyVotes(this.#voters, votes) === 'won';
+    return jointTally(this.config, votes) === 'won';
   }
 
   /** A new command for the state machine. Only the leader accepts one (§5.1: clients talk to the leader). */
@@ -315,9 +382,14 @@ export class Raft {
     return { ok: true, index, term: this.#term };
   }
 
-  /** One message from a peer. Unknown senders and messages for someone else are ignored. */
+  /**
+   * One message from a peer. Messages for someone else are ignored. Senders outside the configuration are not:
+   * thesis §4.1, "servers process incoming RPC requests without consulting their current configurations" (a new
+   * node must follow a leader it has never heard of; a voter must be able to elect a node it has not yet learned
+   * was added).
+   */
   step(m: Message): void {
-    if (m.to !== this.id || m.from === this.id || !this.#voters.includes(m.from)) return;
+    if (m.to !== this.id || m.from === this.id) return;
 
     // Figure 2, Rules for All Servers: "If RPC request or response contains term T > currentTerm: set
     // currentTerm = T, convert to follower" (§5.1).
@@ -397,10 +469,9 @@ export class Raft {
 
   /** The latest round a majority (this leader included) has acknowledged. */
   #quorumRound(): number {
-    const rounds = this.#voters.map((id) =>
+    return jointMatchIndex(this.config, (id) =>
       id === this.id ? this.#round : (this.#progress.get(id)?.ackedRound ?? 0),
     );
-    return majorityMatchIndex(rounds);
   }
 
   #confirmReads(): void {
@@ -439,6 +510,8 @@ export class Raft {
     if (to === this.id) return { ok: false, reason: 'already_leader' };
     const pr = this.#progress.get(to);
     if (pr === undefined) return { ok: false, reason: 'unknown_target' };
+    // Only a voter can win the election TimeoutNow starts (thesis §4.2.1: learners do not stand).
+    if (!isVoter(this.config, to)) return { ok: false, reason: 'not_voter' };
     if (this.#transferee !== null) return { ok: false, reason: 'in_progress' };
     this.#transferee = to;
     this.#electionElapsed = 0; // the transfer gets a whole election timeout
@@ -468,7 +541,7 @@ export class Raft {
 
   /** Thesis §3.10: the leader asks this node to take over; it campaigns at once, without a PreVote. */
   #handleTimeoutNow(m: TimeoutNow): void {
-    if (this.#role === 'leader') return;
+    if (this.#role === 'leader' || !isVoter(this.config, this.id)) return;
     this.#logLine(`${this.id} was asked by ${m.from} to take over leadership`);
     this.#campaign(true);
   }
@@ -516,7 +589,8 @@ export class Raft {
       this.#messages.length > 0 ||
       this.log.stable < this.log.lastIndex() ||
       this.log.applied < this.log.committed ||
-      !sameHardState(this.hardState(), this.#lastHardState)
+      !sameHardState(this.hardState(), this.#lastHardState) ||
+      this.log.config() !== this.#lastConf
     );
   }
 
@@ -536,6 +610,9 @@ export class Raft {
     this.#messages = [];
     const snapshot = this.#pendingInstall;
     this.#pendingInstall = undefined;
+    const conf = this.log.config();
+    const confChanged = conf !== this.#lastConf;
+    this.#lastConf = conf;
     return {
       snapshot,
       hardState: sameHardState(hardState, this.#lastHardState) ? undefined : hardState,
@@ -544,6 +621,7 @@ export class Raft {
       committedEntries: this.log.nextCommitted(this.#limits.maxApplyEntries),
       readStates,
       softState: this.softState(),
+      config: confChanged ? conf.conf : undefined,
     };
   }
 
@@ -594,7 +672,7 @@ export class Raft {
     this.#votes.set(this.id, true);
     this.#resetElectionTimer();
     this.#logLine(`${this.id} became pre-candidate at term ${this.#term}`);
-    if (tallyVotes(this.#voters, this.#votes) === 'won') {
+    if (jointTally(this.config, this.#votes) === 'won') {
       this.#campaign(false);
       return;
     }
@@ -612,7 +690,7 @@ export class Raft {
     this.#votes.set(this.id, true);
     this.#resetElectionTimer();
     this.#logLine(`${this.id} became candidate at term ${this.#term}`);
-    if (tallyVotes(this.#voters, this.#votes) === 'won') {
+    if (jointTally(this.config, this.#votes) === 'won') {
       this.#becomeLeader();
       return;
     }
@@ -660,9 +738,7 @@ export class Raft {
     this.#clearLeaderState();
     // Figure 2, Leaders: nextIndex starts just after the leader's last entry, matchIndex at 0.
     this.#progress.clear();
-    for (const peer of this.#peers()) {
-      this.#progress.set(peer, new Progress(this.log.lastIndex() + 1, this.#limits.maxInflightMessages));
-    }
+    this.#syncProgress();
     this.#logLine(`${this.id} became leader at term ${this.#term}`);
     // §8 and §5.4.2: a leader commits entries of earlier terms only by committing one of its own term, so it
     // appends a no-op at the start of its term.
@@ -717,7 +793,7 @@ export class Raft {
     // A late answer from an election already decided, or to the other kind of round.
     if (this.#role !== 'candidate' || m.preVote !== this.#preCandidate) return;
     this.#votes.set(m.from, m.voteGranted);
-    const result = tallyVotes(this.#voters, this.#votes);
+    const result = jointTally(this.config, this.#votes);
     if (result === 'won') {
       if (this.#preCandidate) this.#campaign(false);
       else this.#becomeLeader();
@@ -855,6 +931,7 @@ export class Raft {
     const pr = this.#progress.get(m.from);
     if (pr === undefined) return;
     pr.recentActive = true;
+    pr.activeAt = this.#ticks;
     if (m.context > pr.ackedRound) {
       pr.ackedRound = m.context;
       this.#confirmReads();
@@ -873,6 +950,7 @@ export class Raft {
     }
     if (pr.state !== 'replicate') pr.becomeReplicate();
     this.#maybeCommit();
+    if (this.#role !== 'leader') return; // it committed its own removal and stepped down (thesis §4.2.2)
     this.#sendAppend(m.from, pr, false);
   }
 
@@ -904,11 +982,14 @@ export class Raft {
   }
 
   /** §5.3/§5.4.2: commit the highest index stored on a majority, but only if it is from the current term. */
+  /**
+   * Thesis §4.3: while joint, an entry commits only with a majority of C_old and a majority of C_new. A leader
+   * that is not in C_new still replicates but does not count itself there (thesis §4.2.2).
+   */
   #maybeCommit(): void {
-    const matches = this.#voters.map((id) =>
+    const index = jointMatchIndex(this.config, (id) =>
       id === this.id ? this.log.stable : (this.#progress.get(id)?.match ?? 0),
     );
-    const index = majorityMatchIndex(matches);
     if (index > this.log.committed && this.log.term(index) === this.#term) {
       this.log.commitTo(index);
       // The first commit of this term: the reads that waited for it can proceed (thesis §6.4 step 1).
@@ -916,6 +997,106 @@ export class Raft {
       this.#readsAwaitingCommit = [];
       for (const requestId of waiting) this.#addRead(requestId);
       // Followers learn the new commit index with the next AppendEntries or heartbeat.
+      this.#advanceConfig();
+    }
+  }
+
+  /** What a leader does once the configuration in force is committed (thesis §4.3, §4.2.2). */
+  #advanceConfig(): void {
+    const { index, conf } = this.log.config();
+    if (index > this.log.committed) return;
+    if (isJoint(conf)) {
+      // Thesis §4.3: "Once C_old,new has been committed, ... the leader can create a log entry describing C_new".
+      // A leader elected while joint does the same once its no-op (and so C_old,new) has committed.
+      this.#appendConfig(leaveJoint(conf));
+      this.#logLine(`${this.id} leaves the joint configuration: voters ${conf.voters.join(',')}`);
+    } else if (!isVoter(conf, this.id)) {
+      // Thesis §4.2.2: a leader removed from the configuration steps down once C_new is committed.
+      this.#logLine(`${this.id} is not in the committed configuration; it steps down`);
+      this.#becomeFollower(this.#term, null);
+    }
+  }
+
+  /**
+   * A membership change (thesis chapter 4). Changing the voters goes through joint consensus (§4.3): this appends
+   * C_old,new, and once that commits the leader appends C_new by itself; the change is complete when C_new
+   * commits. A change of learners alone appends the new configuration directly. `context` is stored with the new
+   * configuration, opaque to the core.
+   */
+  proposeConfChange(changes: readonly ConfChange[], context: string): ConfChangeResult {
+    if (this.#role !== 'leader') return { ok: false, reason: 'not_leader', leader: this.#leader };
+    if (this.#transferee !== null) return { ok: false, reason: 'transferring', to: this.#transferee };
+    if (this.log.term(this.log.committed) !== this.#term) {
+      // A new leader first commits an entry of its own term (its no-op) before it changes the configuration: the
+      // correction to thesis §4.1 that Ongaro posted to raft-dev in 2015 (without it, a change of an earlier
+      // leader that was never committed could be overridden unsafely).
+      return {
+        ok: false,
+        reason: 'pending',
+        message: 'the leader has not committed an entry of its term yet',
+      };
+    }
+    const { index, conf } = this.log.config();
+    if (index > this.log.committed || isJoint(conf)) {
+      // Thesis §4.1: "a leader does not begin a new configuration change until the previous one is committed";
+      // §4.3: a joint change is done only once C_new has committed.
+      return {
+        ok: false,
+        reason: 'pending',
+        message: 'the previous configuration change is still in progress',
+      };
+    }
+    const outcome = applyChanges(conf, changes, context);
+    if (!outcome.ok) return { ok: false, reason: 'invalid', message: outcome.error };
+    const next = outcome.next;
+    // A change whose new voters could not form a majority now would stall the cluster until they can: refuse it.
+    // "Reachable": this leader, and voters that answered within the last election timeout.
+    const reachable = next.voters.filter(
+      (id) => id === this.id || (this.memberProgress(id)?.idleTicks ?? Infinity) <= this.#electionTicksMin,
+    );
+    if (reachable.length * 2 <= next.voters.length) {
+      return {
+        ok: false,
+        reason: 'no_quorum',
+        message:
+          `the new voters (${next.voters.join(', ')}) would need ${Math.floor(next.voters.length / 2) + 1} ` +
+          `reachable members, and only ${reachable.length} (${reachable.join(', ')}) answered recently`,
+      };
+    }
+    if (this.log.lastIndex() - this.log.committed >= this.#limits.maxUncommittedEntries) {
+      return { ok: false, reason: 'busy' };
+    }
+    const entry = this.#appendConfig(next);
+    this.#logLine(
+      `${this.id} proposes configuration ${describeConf(next)} at ${entry.index}` +
+        (isJoint(next) ? ' (joint)' : ''),
+    );
+    return { ok: true, index: entry.index, term: entry.term, config: next };
+  }
+
+  /** Appends a Config entry; it is in force at once (thesis §4.1), so the leader replicates to the new members. */
+  #appendConfig(conf: ConfState): Entry {
+    const entry: Entry = {
+      index: this.log.lastIndex() + 1,
+      term: this.#term,
+      type: EntryType.Config,
+      data: encodeConfState(conf),
+    };
+    this.log.append(entry);
+    this.#syncProgress();
+    this.#broadcastPending = true;
+    return entry;
+  }
+
+  /** Leader only: one Progress per member of the configuration in force but itself; none for anyone else. */
+  #syncProgress(): void {
+    const wanted = new Set(members(this.config));
+    wanted.delete(this.id);
+    for (const id of this.#progress.keys()) if (!wanted.has(id)) this.#progress.delete(id);
+    for (const id of wanted) {
+      if (this.#progress.has(id)) continue;
+      // Figure 2, Leaders: nextIndex starts just after the leader's last entry, matchIndex at 0.
+      this.#progress.set(id, new Progress(this.log.lastIndex() + 1, this.#limits.maxInflightMessages));
     }
   }
 
@@ -982,8 +1163,10 @@ export class Raft {
 
   // ---------------------------------------------------------------------------------------------------------
 
+  /** The voters of the configuration in force (both halves while joint) but this node: who elections ask. */
   #peers(): NodeId[] {
-    return this.#voters.filter((id) => id !== this.id);
+    const c = this.config;
+    return [...new Set([...c.voters, ...c.outgoing])].filter((id) => id !== this.id);
   }
 
   #send<M extends Message>(m: M): void {
@@ -992,6 +1175,12 @@ export class Raft {
 }
 
 const empty = new Uint8Array(0);
+
+function describeConf(c: ConfState): string {
+  const learners = c.learners.length > 0 ? ` learners ${c.learners.join(',')}` : '';
+  const old = isJoint(c) ? ` (old voters ${c.outgoing.join(',')})` : '';
+  return `voters ${c.voters.join(',')}${learners}${old}`;
+}
 
 function sameHardState(a: HardState, b: HardState): boolean {
   return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
