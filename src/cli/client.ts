@@ -5,7 +5,15 @@
 // is skipped; with `retryForMs` the client keeps trying while some node says no leader is known yet, which is
 // what a cluster in the middle of an election answers.
 
-import type { Consistency, DeleteResult, KvValue, NodeStatus } from '../node/api.js';
+import type {
+  Consistency,
+  DeleteResult,
+  KvValue,
+  MemberAddress,
+  MemberRole,
+  MembersResult,
+  NodeStatus,
+} from '../node/api.js';
 
 /** A request that got no usable answer. `code` is the server's error code, or one of the client's own. */
 export class ClientError extends Error {
@@ -79,6 +87,27 @@ export class RaftingClient {
   async transferLeadership(to: string): Promise<{ leader: string; term: number }> {
     const response = await this.send('POST', '/cluster/leader', { to });
     return (await this.answer(response)) as { leader: string; term: number };
+  }
+
+  /** GET /cluster/members: the first node's view of the membership. */
+  async members(): Promise<MembersResult> {
+    return (await this.answer(await this.send('GET', '/cluster/members'))) as MembersResult;
+  }
+
+  /** POST /cluster/members: resolves once the member is added (and, as a voter, promoted). */
+  async addMember(id: string, address: MemberAddress, role: MemberRole): Promise<MembersResult> {
+    const response = await this.send('POST', '/cluster/members', { id, ...address, role });
+    return (await this.answer(response)) as MembersResult;
+  }
+
+  async promoteMember(id: string): Promise<MembersResult> {
+    const response = await this.send('POST', `/cluster/members/${encodeURIComponent(id)}/promote`);
+    return (await this.answer(response)) as MembersResult;
+  }
+
+  async removeMember(id: string): Promise<MembersResult> {
+    const response = await this.send('DELETE', `/cluster/members/${encodeURIComponent(id)}`);
+    return (await this.answer(response)) as MembersResult;
   }
 
   /** GET /status from every node at once; a node that does not answer within `timeoutMs` is reported down. */

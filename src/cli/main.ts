@@ -6,6 +6,7 @@ import { ClientError } from './client.js';
 import { runCluster } from './cluster.js';
 import { defaultDeps, type CliDeps } from './deps.js';
 import { runDelete, runTransfer, runGet, runPut, runStatus } from './requests.js';
+import { runMembers } from './members.js';
 import { runNode } from './run.js';
 import { commandNames, isCommandName, usage, type CommandName } from './usage.js';
 
@@ -69,6 +70,8 @@ function runCommand(command: CommandName, args: readonly string[], io: CliDeps):
       return runDelete(args, io);
     case 'transfer':
       return runTransfer(args, io);
+    case 'members':
+      return runMembers(args, io);
     case 'help':
       return showHelp(args, io);
   }

@@ -12,6 +12,7 @@ function status(fields: Partial<NodeStatus> & Pick<NodeStatus, 'id'>): NodeStatu
     lastLogIndex: 0,
     firstLogIndex: 1,
     snapshotIndex: 0,
+    config: { index: 0, voters: [], learners: [], outgoing: [], joint: false },
     peers: [],
     ...fields,
   };

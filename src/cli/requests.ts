@@ -11,7 +11,7 @@ import { usage } from './usage.js';
 /** How long put, get and delete keep trying while the cluster has no leader (an election takes ~0.3 s). */
 const leaderWaitMs = 3000;
 
-const clientOptions = {
+export const clientOptions = {
   config: { type: 'string', short: 'c', default: DEFAULT_CONFIG_PATH },
   url: { type: 'string', multiple: true },
   help: { type: 'boolean', short: 'h' },
@@ -154,7 +154,7 @@ async function clientFor(
 }
 
 /** The nodes named by --url, else every node of the config. */
-async function resolveTargets(
+export async function resolveTargets(
   command: string,
   values: { config: string; url?: string[] | undefined },
 ): Promise<Target[]> {

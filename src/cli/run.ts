@@ -1,8 +1,11 @@
 // `rafting [run] -n NODE_ID -c CONFIG`: runs one node until SIGINT or SIGTERM.
 
 import pino from 'pino';
-import { ConfigError, loadClusterConfig, nodeConfig } from '../config/load.js';
+import { addressPattern, ConfigError, loadClusterConfig, nodeConfig } from '../config/load.js';
+import type { ClusterConfig } from '../config/types.js';
+import type { MembersResult } from '../node/api.js';
 import { DEFAULT_CONFIG_PATH, expectPositionals, parseCommandLine, UsageError } from './args.js';
+import { ClientError, normalizeBaseUrl, RaftingClient } from './client.js';
 import type { CliDeps, NodeHandle } from './deps.js';
 import { usage } from './usage.js';
 
@@ -18,6 +21,9 @@ export async function runNode(args: readonly string[], io: CliDeps): Promise<num
     config: { type: 'string', short: 'c', default: DEFAULT_CONFIG_PATH },
     'data-dir': { type: 'string' },
     'log-level': { type: 'string', default: 'info' },
+    join: { type: 'string' },
+    'grpc-address': { type: 'string' },
+    'web-address': { type: 'string' },
     help: { type: 'boolean', short: 'h' },
   });
   if (values.help === true) {
@@ -31,7 +37,14 @@ export async function runNode(args: readonly string[], io: CliDeps): Promise<num
   const dataDir = values['data-dir'];
   if (dataDir === '') throw new UsageError(`${command}: --data-dir needs a directory`);
 
-  const config = await loadClusterConfig(values.config);
+  const joinUrl = values.join;
+  if (joinUrl === undefined && (values['grpc-address'] ?? values['web-address']) !== undefined) {
+    throw new UsageError(`${command}: --grpc-address and --web-address go with --join`);
+  }
+  const config =
+    joinUrl === undefined
+      ? await loadClusterConfig(values.config)
+      : await joinConfig(command, joinUrl, nodeId, values['grpc-address'], values['web-address'], io);
   let configuredDataDir: string | undefined;
   try {
     configuredDataDir = nodeConfig(config, nodeId).dataDir;
@@ -57,6 +70,7 @@ export async function runNode(args: readonly string[], io: CliDeps): Promise<num
       nodeId,
       logger,
       ...(chosenDataDir === undefined ? {} : { dataDir: chosenDataDir }),
+      ...(joinUrl === undefined ? {} : { join: true }),
     });
   } catch (error) {
     stopListening();
@@ -69,6 +83,70 @@ export async function runNode(args: readonly string[], io: CliDeps): Promise<num
   const status = await closeNode(node, logger);
   stopListening();
   return status;
+}
+
+/**
+ * `--join URL`: the cluster's members, id and settings from GET URL/cluster/members, as a config for this node.
+ * A node that is not a member yet is added as a learner first (its addresses are then required).
+ */
+async function joinConfig(
+  command: string,
+  url: string,
+  nodeId: string,
+  grpcAddress: string | undefined,
+  webAddress: string | undefined,
+  io: CliDeps,
+): Promise<ClusterConfig> {
+  let base: string;
+  try {
+    base = normalizeBaseUrl(url);
+  } catch {
+    throw new UsageError(
+      `${command}: --join: expected a URL like http://127.0.0.1:8081, got ${JSON.stringify(url)}`,
+    );
+  }
+  for (const [flag, value] of [
+    ['--grpc-address', grpcAddress],
+    ['--web-address', webAddress],
+  ] as const) {
+    if (value !== undefined && !addressPattern.test(value)) {
+      throw new UsageError(`${command}: ${flag}: expected "host:port", got ${JSON.stringify(value)}`);
+    }
+  }
+  const client = new RaftingClient([base], { fetch: io.fetch, retryForMs: 3000, requestTimeoutMs: 30_000 });
+  let cluster: MembersResult = await client.members();
+  let self = cluster.members.find((m) => m.id === nodeId);
+  if (self === undefined) {
+    if (grpcAddress === undefined || webAddress === undefined) {
+      throw new ClientError(
+        'not_a_member',
+        `${nodeId} is not a member of the cluster at ${base}; add it with \`rafting members add ${nodeId} ` +
+          `--grpc-address HOST:PORT --web-address HOST:PORT\`, or pass those two options with --join`,
+      );
+    }
+    cluster = await client.addMember(nodeId, { grpcAddress, webAddress }, 'learner');
+    self = cluster.members.find((m) => m.id === nodeId);
+    if (self === undefined)
+      throw new ClientError('bad_response', `${base} added ${nodeId} but does not list it`);
+  } else if (
+    (grpcAddress !== undefined && grpcAddress !== self.grpcAddress) ||
+    (webAddress !== undefined && webAddress !== self.webAddress)
+  ) {
+    throw new UsageError(
+      `${command}: ${nodeId} is already a member with gRPC ${self.grpcAddress} and web ${self.webAddress}; ` +
+        'remove it first to change its addresses',
+    );
+  }
+  return {
+    ...cluster.settings,
+    clusterId: cluster.clusterId,
+    nodes: cluster.members.map((m) => ({
+      id: m.id,
+      grpcAddress: m.grpcAddress,
+      webAddress: m.webAddress,
+      peers: [],
+    })),
+  };
 }
 
 /** Closes the node within closeTimeoutMs; 0 when it closed cleanly, else 1. */

@@ -33,17 +33,19 @@ export const configDefaults = {
   requestTimeoutMs: 5000,
   snapshotThresholdEntries: 10_000,
   snapshotRetainEntries: 1_000,
+  learnerMaxLagEntries: 1_000,
+  learnerCatchupTimeoutMs: 30_000,
 } as const;
 
 /** Durations end up in setTimeout, which fires at once for anything above 2^31 - 1 ms. */
 const maxDurationMs = 2 ** 31 - 1;
 
 /** Node and cluster ids go into logs, metrics labels and messages: keep them short and plain. */
-const idPattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
-const idRule = 'letters, digits, ".", "_" or "-", at most 64, starting with a letter or digit';
+export const idPattern = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+export const idRule = 'letters, digits, ".", "_" or "-", at most 64, starting with a letter or digit';
 
 /** `host:port`; an IPv6 host is written in brackets: `[::1]:50051`. */
-const addressPattern =
+export const addressPattern =
   /^(?<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?):(?<port>[0-9]{1,5})$/;
 
 const topLevelKeys = [
@@ -57,6 +59,8 @@ const topLevelKeys = [
   'request_timeout_ms',
   'snapshot_threshold_entries',
   'snapshot_retain_entries',
+  'learner_max_lag_entries',
+  'learner_catchup_timeout_ms',
   'cluster',
 ] as const;
 
@@ -182,6 +186,18 @@ class Checker {
         top,
         configDefaults.snapshotRetainEntries,
         Number.MAX_SAFE_INTEGER,
+      ),
+      learnerMaxLagEntries: this.positiveInteger(
+        ['learner_max_lag_entries'],
+        top,
+        configDefaults.learnerMaxLagEntries,
+        Number.MAX_SAFE_INTEGER,
+      ),
+      learnerCatchupTimeoutMs: this.positiveInteger(
+        ['learner_catchup_timeout_ms'],
+        top,
+        configDefaults.learnerCatchupTimeoutMs,
+        maxDurationMs,
       ),
       nodes,
     };

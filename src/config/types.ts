@@ -30,5 +30,9 @@ export interface ClusterConfig {
   readonly snapshotThresholdEntries: number;
   /** Entries kept in the log behind a snapshot, so slightly lagging followers need no snapshot. */
   readonly snapshotRetainEntries: number;
+  /** A learner is promoted to voter only once it is at most this many entries behind the leader (thesis §4.2.1). */
+  readonly learnerMaxLagEntries: number;
+  /** How long a promotion waits for the learner to catch up before it is refused. */
+  readonly learnerCatchupTimeoutMs: number;
   readonly nodes: readonly NodeConfig[];
 }

@@ -3,6 +3,7 @@
 
 import {
   InvalidRequestError,
+  MembershipError,
   NotLeaderError,
   ProposalDroppedError,
   RaftingError,
@@ -66,6 +67,9 @@ export function toHttpError(
     return new HttpError(503, error.code, error.message, { 'Retry-After': String(retryAfterSeconds) });
   }
   if (error instanceof InvalidRequestError) return new HttpError(409, error.code, error.message);
+  if (error instanceof MembershipError) {
+    return new HttpError(error.code === 'member_not_found' ? 404 : 409, error.code, error.message);
+  }
   if (error instanceof RaftingError) return new HttpError(500, error.code, error.message);
   const fastifyCode = (error as { code?: unknown }).code;
   const statusCode = (error as { statusCode?: unknown }).statusCode;

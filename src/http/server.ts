@@ -6,10 +6,11 @@
 
 import Fastify, { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import { addressPattern, idPattern, idRule } from '../config/load.js';
 import { maxIdempotencyKeyBytes, type Condition } from '../kv/command.js';
 import type { WriteResult } from '../kv/store.js';
-import type { Consistency, KvService, WriteOptions } from '../node/api.js';
-import { NotLeaderError } from '../node/errors.js';
+import type { Consistency, KvService, MemberRole, WriteOptions } from '../node/api.js';
+import { LeaderMovedError, NotLeaderError } from '../node/errors.js';
 import { errorBody, HttpError, toHttpError } from './errors.js';
 
 export interface HttpOptions {
@@ -36,6 +37,8 @@ export const leaderHeader = 'x-rafting-leader';
 export const appliedIndexHeader = 'x-rafting-applied-index';
 export const idempotencyHeader = 'idempotency-key';
 export const replayedHeader = 'idempotency-replayed';
+/** Marks a request passed on because the leader moved to carry it out (removing the leader): never twice. */
+export const movedHeader = 'x-rafting-leader-moved';
 
 /** Headers of the leader's answer that a forwarding follower passes on. */
 const relayedHeaders = [
@@ -113,6 +116,12 @@ export function buildHttpServer(options: HttpOptions) {
       return { local: await action() };
     } catch (e) {
       if (!(e instanceof NotLeaderError)) throw e;
+      if (e instanceof LeaderMovedError && e.leader !== null) {
+        // This node handed leadership over so that the request can be carried out; the new leader does it.
+        if (request.headers[movedHeader] !== undefined) throw new NotLeaderError(e.leader);
+        await forward(request, reply, e.leader, { [movedHeader]: '1' });
+        return { forwarded: true as const };
+      }
       let leader = e.leader ?? (await service.awaitLeader(options.leaderWaitMs));
       if (leader === service.id) return { local: await action() };
       if (leader === null) throw new NotLeaderError(null);
@@ -124,10 +133,15 @@ export function buildHttpServer(options: HttpOptions) {
     }
   };
 
-  const forward = async (request: FastifyRequest, reply: FastifyReply, leader: string): Promise<void> => {
+  const forward = async (
+    request: FastifyRequest,
+    reply: FastifyReply,
+    leader: string,
+    extraHeaders: Readonly<Record<string, string>> = {},
+  ): Promise<void> => {
     const address = (options.forwardAddressOf ?? ((id: string) => service.webAddressOf(id)))(leader);
     if (address === undefined) throw new NotLeaderError(null);
-    const headers: Record<string, string> = { [forwardedHeader]: service.id };
+    const headers: Record<string, string> = { ...extraHeaders, [forwardedHeader]: service.id };
     if (request.body !== undefined) headers['content-type'] = 'application/json';
     const key = request.headers[idempotencyHeader];
     if (typeof key === 'string') headers[idempotencyHeader] = key;
@@ -237,12 +251,86 @@ export function buildHttpServer(options: HttpOptions) {
     return reply;
   });
 
+  // Membership (thesis chapter 4). Every node answers GET with its own view; changes run on the leader.
+  app.get('/cluster/members', async (_request, reply) => reply.send(service.members()));
+
+  app.post('/cluster/members', async (request, reply) => {
+    const { id, address, role } = newMemberOf(objectBody(request.body));
+    const outcome = await onLeader(request, reply, () => service.addMember(id, address, role));
+    if ('local' in outcome) return reply.code(201).send(outcome.local);
+    return reply;
+  });
+
+  app.post('/cluster/members/:id/promote', async (request, reply) => {
+    const id = memberIdOf((request.params as { id: string }).id);
+    const outcome = await onLeader(request, reply, () => service.promoteMember(id));
+    if ('local' in outcome) return reply.send(outcome.local);
+    return reply;
+  });
+
+  app.delete('/cluster/members/:id', async (request, reply) => {
+    const id = memberIdOf((request.params as { id: string }).id);
+    const outcome = await onLeader(request, reply, () => service.removeMember(id));
+    if ('local' in outcome) return reply.send(outcome.local);
+    return reply;
+  });
+
   // Cluster-internal: a follower asks the leader for a confirmed read index (thesis §6.4).
   app.post('/internal/read-index', async (_request, reply) =>
     reply.send({ index: await service.readIndex() }),
   );
 
   return app;
+}
+
+const memberKeys = ['id', 'grpcAddress', 'webAddress', 'role'];
+
+/** The body of POST /cluster/members: {"id","grpcAddress","webAddress","role"?: "learner" | "voter"}. */
+function newMemberOf(body: Record<string, unknown>): {
+  id: string;
+  address: { grpcAddress: string; webAddress: string };
+  role: MemberRole;
+} {
+  const unknown = Object.keys(body).find((key) => !memberKeys.includes(key));
+  if (unknown !== undefined) {
+    throw new HttpError(
+      400,
+      'invalid_member',
+      `unknown field ${JSON.stringify(unknown)}; a member has ${memberKeys.join(', ')}`,
+    );
+  }
+  const id = memberIdOf(body['id']);
+  const address = (field: 'grpcAddress' | 'webAddress'): string => {
+    const value = body[field];
+    if (typeof value !== 'string' || !addressPattern.test(value)) {
+      throw new HttpError(
+        400,
+        'invalid_member',
+        `"${field}" must be "host:port", got ${JSON.stringify(value ?? null)}`,
+      );
+    }
+    return value;
+  };
+  const role = body['role'] ?? 'learner';
+  if (role !== 'learner' && role !== 'voter') {
+    throw new HttpError(
+      400,
+      'invalid_member',
+      `"role" must be "learner" or "voter", got ${JSON.stringify(role)}`,
+    );
+  }
+  return { id, address: { grpcAddress: address('grpcAddress'), webAddress: address('webAddress') }, role };
+}
+
+function memberIdOf(value: unknown): string {
+  if (typeof value !== 'string' || !idPattern.test(value)) {
+    throw new HttpError(
+      400,
+      'invalid_member',
+      `a member id is ${idRule}; got ${JSON.stringify(value ?? null)}`,
+    );
+  }
+  return value;
 }
 
 function wantsRedirect(request: FastifyRequest): boolean {

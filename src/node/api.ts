@@ -1,6 +1,8 @@
 import type { Condition } from '../kv/command.js';
 import type { StoredValue, WriteResult } from '../kv/store.js';
+import type { ClusterConfig } from '../config/types.js';
 import type { NodeId, Role } from '../raft/types.js';
+import type { ConfigView, MemberAddress, MemberInfo, MemberRole } from './members.js';
 
 /**
  * - `linearizable`: ReadIndex (thesis §6.4); on a follower, the leader confirms the index and the follower answers.
@@ -36,12 +38,16 @@ export interface WriteOptions {
   readonly idempotencyKey?: string;
 }
 
-export interface PeerStatus {
-  readonly id: NodeId;
-  readonly grpcAddress: string;
-  readonly webAddress: string;
-  /** Leader only: the highest index known replicated on that peer, else null. */
-  readonly matchIndex: number | null;
+export type { ConfigView, MemberAddress, MemberInfo, MemberRole };
+
+/** The cluster's membership as one node sees it (GET /cluster/members). */
+export interface MembersResult {
+  readonly clusterId: string;
+  readonly leader: NodeId | null;
+  readonly config: ConfigView;
+  readonly members: readonly MemberInfo[];
+  /** The cluster-wide settings, so that a joining node runs with the same timing and limits. */
+  readonly settings: Omit<ClusterConfig, 'nodes' | 'clusterId'>;
 }
 
 export interface NodeStatus {
@@ -56,7 +62,10 @@ export interface NodeStatus {
   readonly firstLogIndex: number;
   /** The index of the latest snapshot of this node's state machine (0: none). */
   readonly snapshotIndex: number;
-  readonly peers: readonly PeerStatus[];
+  /** The configuration in force (thesis §4.1: the latest in the log, committed or not). */
+  readonly config: ConfigView;
+  /** Every other member of that configuration. */
+  readonly peers: readonly MemberInfo[];
 }
 
 /**
@@ -79,4 +88,12 @@ export interface KvService {
   leader(): NodeId | null;
   /** The web address of a node, for redirects and forwarding. */
   webAddressOf(id: NodeId): string | undefined;
+  /** This node's view of the membership. */
+  members(): MembersResult;
+  /** Leader only: adds a learner; with role 'voter' it is promoted once caught up. Resolves once complete. */
+  addMember(id: NodeId, address: MemberAddress, role: MemberRole): Promise<MembersResult>;
+  /** Leader only: promotes a learner once it has caught up. */
+  promoteMember(id: NodeId): Promise<MembersResult>;
+  /** Leader only: removes a member (the leader itself: after handing leadership over, see LeaderMovedError). */
+  removeMember(id: NodeId): Promise<MembersResult>;
 }

@@ -48,3 +48,19 @@ export class InvalidRequestError extends RaftingError {
     super('invalid_request', message);
   }
 }
+
+/**
+ * A membership change that cannot be made (thesis chapter 4). Codes: `member_not_found` (404), `invalid_change`,
+ * `change_in_progress`, `no_quorum`, `learner_behind` (409).
+ */
+export class MembershipError extends RaftingError {}
+
+/**
+ * The leader handed leadership to `leader` so that it could be removed (issue: removing the leader transfers
+ * leadership first); the request must now go to the new leader, even if it was already forwarded once.
+ */
+export class LeaderMovedError extends NotLeaderError {
+  constructor(leader: NodeId) {
+    super(leader);
+  }
+}

@@ -7,10 +7,12 @@ import { electionTicks, heartbeatTicks } from '../config/load.js';
 import type { ClusterConfig } from '../config/types.js';
 import { encodeCommand, type Command } from '../kv/command.js';
 import { KvStore, type ApplyResult } from '../kv/store.js';
+import { decodeConfState, isJoint, isVoter, members, type ConfChange } from '../raft/confstate.js';
 import { Raft, type RaftLimits, type Ready } from '../raft/raft.js';
 import { SeededRandom } from '../raft/random.js';
 import {
   EntryType,
+  type ConfState,
   type Entry,
   type HardState,
   type InstallSnapshot,
@@ -21,11 +23,29 @@ import {
 } from '../raft/types.js';
 import type { Storage } from '../storage/storage.js';
 import type { Transport } from '../transport/transport.js';
-import type { Consistency, KvService, KvValue, NodeStatus, ReadResult, WriteOptions } from './api.js';
+import type {
+  Consistency,
+  KvService,
+  KvValue,
+  MembersResult,
+  NodeStatus,
+  ReadResult,
+  WriteOptions,
+} from './api.js';
+import {
+  configView,
+  encodeAddressBook,
+  parseAddressBook,
+  type MemberAddress,
+  type MemberInfo,
+  type MemberRole,
+} from './members.js';
 import type { WriteResult } from '../kv/store.js';
 import { ThresholdWaiters, WaiterMap } from './waiters.js';
 import {
   InvalidRequestError,
+  LeaderMovedError,
+  MembershipError,
   NotLeaderError,
   ProposalDroppedError,
   TimeoutError,
@@ -46,6 +66,24 @@ export interface RaftNodeOptions {
   readonly readIndexFromLeader?: (leader: NodeId, timeoutMs: number) => Promise<number>;
   /** Client requests waiting for their entry to apply; beyond this new ones get 503 (STYLE.md 7). */
   readonly maxPendingRequests?: number;
+  /**
+   * The voters of the configuration to use while the node's storage holds none (a new cluster): by default every
+   * node of `config`. A node joining a running cluster passes [] and learns its configuration from the leader.
+   */
+  readonly bootstrapVoters?: readonly NodeId[];
+  /** Where this node dials some peers' gRPC servers instead of their advertised address (fault injection). */
+  readonly dial?: Readonly<Record<NodeId, string>>;
+}
+
+/** A membership change waiting to complete: its entry at `index` (of `term`), then a C_new at or after it. */
+interface ConfWaiter {
+  readonly index: number;
+  readonly term: number;
+  /** Its entry was applied with the right term; it completes with the next configuration that is not joint. */
+  landed: boolean;
+  readonly resolve: () => void;
+  readonly reject: (error: Error) => void;
+  readonly timer: NodeJS.Timeout;
 }
 
 interface Waiter {
@@ -89,6 +127,13 @@ export class RaftNode implements KvService {
   #snapshotting = false;
   /** Peers a snapshot is being streamed to (at most one transfer each). */
   readonly #sendingSnapshotTo = new Set<NodeId>();
+  /** Where every member (and every node the config file names) can be reached; see members.ts. */
+  readonly #book = new Map<NodeId, MemberAddress>();
+  readonly #dial: Readonly<Record<NodeId, string>>;
+  /** Membership changes waiting to complete (at most a few: the core takes one change at a time). */
+  #confWaiters: ConfWaiter[] = [];
+  /** Checks run on every tick (a promotion waiting for its learner to catch up). */
+  readonly #onTick = new Set<() => void>();
 
   private constructor(options: RaftNodeOptions, raft: Raft, kv: KvStore, snapshotIndex: number) {
     this.#durable = raft.hardState();
@@ -102,6 +147,10 @@ export class RaftNode implements KvService {
     this.#raft = raft;
     this.#kv = kv;
     this.#snapshotIndex = snapshotIndex;
+    this.#dial = options.dial ?? {};
+    for (const n of options.config.nodes) {
+      this.#book.set(n.id, { grpcAddress: n.grpcAddress, webAddress: n.webAddress });
+    }
   }
 
   /** Loads the node's stored state and builds its core; call `start` to join the cluster. */
@@ -113,7 +162,7 @@ export class RaftNode implements KvService {
     const election = electionTicks(config);
     const raft = new Raft({
       id: options.id,
-      voters: config.nodes.map((n) => n.id),
+      voters: options.bootstrapVoters ?? config.nodes.map((n) => n.id),
       // The config's range [min, max] is inclusive; the core draws from [min, max).
       electionTicksMin: election.min,
       electionTicksMax: election.max + 1,
@@ -133,6 +182,7 @@ export class RaftNode implements KvService {
   }
 
   async start(): Promise<void> {
+    this.#onConfig(this.#raft.config);
     await this.#transport.start(
       (m) => this.#onMessage(m),
       (m, chunks) => this.#onSnapshot(m, chunks),
@@ -150,6 +200,10 @@ export class RaftNode implements KvService {
       this.#waiters.delete(index);
     }
     const closing = new UnavailableError('the node is shutting down');
+    this.#rejectConfWaiters(
+      () => true,
+      new UnavailableError('the node is shutting down; the outcome of the change is unknown'),
+    );
     this.#reads.rejectAll(closing);
     this.#applied.rejectAll(closing);
     this.#notifyLeader(null, true);
@@ -212,7 +266,9 @@ export class RaftNode implements KvService {
       throw new InvalidRequestError(
         result.reason === 'unknown_target'
           ? `${to} is not a member of the cluster`
-          : 'a transfer is already running',
+          : result.reason === 'not_voter'
+            ? `${to} is a learner; only a voter can lead`
+            : 'a transfer is already running',
       );
     }
     this.#schedule();
@@ -268,7 +324,6 @@ export class RaftNode implements KvService {
   }
 
   status(): NodeStatus {
-    const matches = this.#raft.matchIndexes();
     return {
       id: this.id,
       role: this.#raft.role,
@@ -279,19 +334,271 @@ export class RaftNode implements KvService {
       lastLogIndex: this.#raft.log.lastIndex(),
       firstLogIndex: this.#raft.log.firstIndex(),
       snapshotIndex: this.#snapshotIndex,
-      peers: this.#config.nodes
-        .filter((n) => n.id !== this.id)
-        .map((n) => ({
-          id: n.id,
-          grpcAddress: n.grpcAddress,
-          webAddress: n.webAddress,
-          matchIndex: matches.get(n.id) ?? null,
-        })),
+      config: configView(this.#raft.config, this.#raft.configIndex),
+      peers: this.#memberInfos().filter((m) => m.id !== this.id),
     };
   }
 
   webAddressOf(id: NodeId): string | undefined {
-    return this.#config.nodes.find((n) => n.id === id)?.webAddress;
+    return this.#book.get(id)?.webAddress;
+  }
+
+  // -----------------------------------------------------------------------------------------------------------
+  // Membership (thesis chapter 4). The core decides what is safe; this adds the addresses, waits for a learner to
+  // catch up before promoting it, moves leadership away from a leader that is being removed, and answers once the
+  // change is complete (C_new committed).
+
+  members(): MembersResult {
+    const { nodes: _nodes, clusterId, ...settings } = this.#config;
+    return {
+      clusterId,
+      leader: this.#raft.leader,
+      config: configView(this.#raft.config, this.#raft.configIndex),
+      members: this.#memberInfos(),
+      settings,
+    };
+  }
+
+  #memberInfos(): MemberInfo[] {
+    const c = this.#raft.config;
+    const matches = this.#raft.matchIndexes();
+    return members(c).map((id) => ({
+      id,
+      grpcAddress: this.#book.get(id)?.grpcAddress ?? '',
+      webAddress: this.#book.get(id)?.webAddress ?? '',
+      role: c.learners.includes(id) ? 'learner' : 'voter',
+      outgoing: c.outgoing.includes(id),
+      matchIndex: matches.get(id) ?? null,
+    }));
+  }
+
+  /** Adds a learner (thesis §4.2.1); with role 'voter', promotes it once it has caught up. */
+  async addMember(id: NodeId, address: MemberAddress, role: MemberRole): Promise<MembersResult> {
+    this.#requireLeader();
+    for (const [other, a] of this.#book) {
+      if (other === id || !members(this.#raft.config).includes(other)) continue;
+      if (a.grpcAddress === address.grpcAddress || a.webAddress === address.webAddress) {
+        throw new MembershipError('invalid_change', `${other} already uses that address`);
+      }
+    }
+    await this.#changeConfig([{ type: 'addLearner', id }], [id, address]);
+    if (role === 'voter') return this.promoteMember(id);
+    return this.members();
+  }
+
+  /** Promotes a learner to voter once it is within `learnerMaxLagEntries` of the leader (thesis §4.2.1). */
+  async promoteMember(id: NodeId): Promise<MembersResult> {
+    this.#requireLeader();
+    const c = this.#raft.config;
+    if (!members(c).includes(id)) throw notMember(id);
+    if (isVoter(c, id)) throw new MembershipError('invalid_change', `${id} is already a voter`);
+    await this.#caughtUp(id);
+    await this.#changeConfig([{ type: 'promote', id }]);
+    return this.members();
+  }
+
+  /** Removes a member; the leader first hands leadership to the most up-to-date other voter. */
+  async removeMember(id: NodeId): Promise<MembersResult> {
+    this.#requireLeader();
+    const c = this.#raft.config;
+    if (!members(c).includes(id)) throw notMember(id);
+    if (id === this.id) {
+      const target = this.#bestSuccessor();
+      if (target === null) {
+        throw new MembershipError(
+          'invalid_change',
+          `${id} leads and no other voter is up to date enough to take over; the change would leave no leader`,
+        );
+      }
+      const { leader } = await this.transferLeadership(target);
+      throw new LeaderMovedError(leader);
+    }
+    await this.#changeConfig([{ type: 'remove', id }]);
+    return this.members();
+  }
+
+  #requireLeader(): void {
+    if (this.#closed) throw new UnavailableError('the node is shutting down');
+    if (this.#raft.role !== 'leader') throw new NotLeaderError(this.#raft.leader);
+  }
+
+  /** The voter (not this leader) that answered recently with the highest match index, or null. */
+  #bestSuccessor(): NodeId | null {
+    let best: { id: NodeId; match: number } | null = null;
+    for (const id of this.#raft.config.voters) {
+      const p = this.#raft.memberProgress(id);
+      if (id === this.id || p === undefined || !this.#recentlyActive(p.idleTicks)) continue;
+      if (best === null || p.match > best.match) best = { id, match: p.match };
+    }
+    return best?.id ?? null;
+  }
+
+  #recentlyActive(idleTicks: number | null): boolean {
+    return idleTicks !== null && idleTicks <= electionTicks(this.#config).min;
+  }
+
+  /** Resolves once learner `id` is close enough to the leader's log to vote; see learnerMaxLagEntries. */
+  #caughtUp(id: NodeId): Promise<void> {
+    const maxLag = this.#config.learnerMaxLagEntries;
+    const lag = (): number | null => {
+      const p = this.#raft.memberProgress(id);
+      if (p === undefined || !this.#recentlyActive(p.idleTicks)) return null;
+      return this.#raft.log.lastIndex() - p.match;
+    };
+    const now = lag();
+    if (now !== null && now <= maxLag) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const done = (error?: Error) => {
+        this.#onTick.delete(check);
+        clearTimeout(timer);
+        if (error === undefined) resolve();
+        else reject(error);
+      };
+      const check = () => {
+        if (this.#raft.role !== 'leader') return done(new NotLeaderError(this.#raft.leader));
+        const l = lag();
+        if (l !== null && l <= maxLag) done();
+      };
+      const timer = setTimeout(() => {
+        const l = lag();
+        done(
+          new MembershipError(
+            'learner_behind',
+            l === null
+              ? `${id} has not answered the leader recently; start it (or check its address) and promote it again`
+              : `${id} is ${l} entries behind the leader (the limit is ${maxLag}) after ` +
+                  `${this.#config.learnerCatchupTimeoutMs} ms; promote it again once it has caught up`,
+          ),
+        );
+      }, this.#config.learnerCatchupTimeoutMs);
+      this.#onTick.add(check);
+    });
+  }
+
+  /**
+   * Proposes `changes` and resolves once the change is complete: its entry committed and, for a change of voters,
+   * the C_new that follows it (thesis §4.3). `added` gives the address of a new member.
+   */
+  async #changeConfig(changes: readonly ConfChange[], added?: [NodeId, MemberAddress]): Promise<void> {
+    const ids = new Set(members(this.#raft.config));
+    for (const change of changes) {
+      if (change.type === 'remove') ids.delete(change.id);
+      else ids.add(change.id);
+    }
+    const book = new Map(this.#book);
+    if (added !== undefined) book.set(added[0], added[1]);
+    const context = encodeAddressBook([...ids], book);
+    const deadline = Date.now() + this.#config.requestTimeoutMs;
+    for (;;) {
+      this.#requireLeader();
+      const result = this.#raft.proposeConfChange(changes, context);
+      if (result.ok) {
+        this.#schedule();
+        return this.#awaitConfChange(result.index, result.term, deadline);
+      }
+      switch (result.reason) {
+        case 'not_leader':
+          throw new NotLeaderError(result.leader);
+        case 'transferring':
+          throw new UnavailableError(`leadership is being handed to ${result.to}; retry shortly`);
+        case 'busy':
+          throw new UnavailableError('too many uncommitted entries; retry later');
+        case 'pending':
+          throw new MembershipError('change_in_progress', result.message);
+        case 'invalid':
+          throw new MembershipError('invalid_change', result.message);
+        case 'no_quorum':
+          throw new MembershipError('no_quorum', result.message);
+        case 'not_ready':
+          // A new leader commits its no-op within a round trip: wait for the next entry applied, then retry.
+          await this.#applied.wait(
+            this.#kv.lastApplied + 1,
+            this.#kv.lastApplied,
+            Math.max(1, deadline - Date.now()),
+            `the new leader did not commit an entry of its term in time: ${result.message}`,
+          );
+      }
+    }
+  }
+
+  #awaitConfChange(index: number, term: number, deadline: number): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const waiter: ConfWaiter = {
+        index,
+        term,
+        landed: false,
+        resolve,
+        reject,
+        timer: setTimeout(
+          () => {
+            this.#confWaiters = this.#confWaiters.filter((w) => w !== waiter);
+            reject(
+              new TimeoutError(
+                `the membership change at index ${index} did not complete in time; it may still take effect`,
+              ),
+            );
+          },
+          Math.max(1, deadline - Date.now()),
+        ),
+      };
+      this.#confWaiters.push(waiter);
+    });
+  }
+
+  /** Settles the membership changes an applied entry decides (see ConfWaiter). */
+  #settleConfWaiters(entry: Entry): void {
+    if (this.#confWaiters.length === 0) return;
+    this.#rejectConfWaiters(
+      (w) => w.index === entry.index && (w.term !== entry.term || entry.type !== EntryType.Config),
+      new ProposalDroppedError('leadership changed before the membership change committed; it did not apply'),
+    );
+    for (const w of this.#confWaiters) if (w.index === entry.index) w.landed = true;
+    if (entry.type !== EntryType.Config || isJoint(decodeConfState(entry.data))) return;
+    const done = this.#confWaiters.filter((w) => w.landed);
+    this.#confWaiters = this.#confWaiters.filter((w) => !w.landed);
+    for (const w of done) {
+      clearTimeout(w.timer);
+      w.resolve();
+    }
+  }
+
+  #rejectConfWaiters(which: (w: ConfWaiter) => boolean, error: Error): void {
+    const rejected = this.#confWaiters.filter(which);
+    if (rejected.length === 0) return;
+    this.#confWaiters = this.#confWaiters.filter((w) => !which(w));
+    for (const w of rejected) {
+      clearTimeout(w.timer);
+      w.reject(error);
+    }
+  }
+
+  /**
+   * The configuration in force changed (thesis §4.1: as soon as it is in the log): learn the members' addresses
+   * and tell the transport whom to talk to. Before the first configuration a joining node knows, it talks to every
+   * node it was told about.
+   */
+  #onConfig(c: ConfState): void {
+    for (const [id, address] of parseAddressBook(c.context)) this.#book.set(id, address);
+    const ids = c.voters.length === 0 ? [...this.#book.keys()] : members(c);
+    this.#transport.setPeers(
+      ids
+        .filter((id) => id !== this.id)
+        .flatMap((id) => {
+          const address = this.#dial[id] ?? this.#book.get(id)?.grpcAddress;
+          return address === undefined ? [] : [{ id, grpcAddress: address }];
+        }),
+    );
+    const learners = c.learners.length === 0 ? '' : `, learners ${c.learners.join(',')}`;
+    const joint = isJoint(c) ? ` (joint with ${c.outgoing.join(',')})` : '';
+    this.#logger.info(
+      { config: configView(c, this.#raft.configIndex) },
+      `configuration: voters ${c.voters.join(',')}${learners}${joint}`,
+    );
+    if (c.voters.length > 0 && !members(c).includes(this.id)) {
+      this.#logger.warn(
+        `${this.id} is not a member of the configuration in force; it takes no part any more`,
+      );
+    }
   }
 
   /** The applied state, for tests that compare replicas. */
@@ -349,6 +656,7 @@ export class RaftNode implements KvService {
 
   #tick(): void {
     this.#raft.tick();
+    for (const check of this.#onTick) check();
     this.#notifyLeader(this.#raft.leader);
     this.#schedule();
   }
@@ -399,6 +707,8 @@ export class RaftNode implements KvService {
   /** The Ready contract: install a snapshot, persist, then send, then apply, then advance. */
   async #handleReady(rd: Ready): Promise<void> {
     if (rd.snapshot !== undefined) await this.#installSnapshot(rd.snapshot);
+    // Before sending: this Ready's messages may go to members the new configuration just added.
+    if (rd.config !== undefined) this.#onConfig(rd.config);
     // Thesis §10.2.1: a leader's AppendEntries do not depend on its own copy being durable (it counts itself toward
     // a majority only for entries in its stable storage), so they leave while its write is in progress. Everything
     // else waits for the write: votes and acknowledgements promise what is being written, and so does any message
@@ -453,6 +763,10 @@ export class RaftNode implements KvService {
         new TimeoutError('the node installed a snapshot over this request; its outcome is unknown'),
       );
     }
+    this.#rejectConfWaiters(
+      (w) => w.index <= meta.index,
+      new TimeoutError('the node installed a snapshot over this membership change; its outcome is unknown'),
+    );
     this.#logger.info({ snapshot: meta }, `${this.id} installed a snapshot from the leader`);
   }
 
@@ -492,7 +806,8 @@ export class RaftNode implements KvService {
     if (this.#snapshotting || index - this.#snapshotIndex < this.#config.snapshotThresholdEntries) return;
     const term = this.#raft.log.term(index);
     if (term === undefined) return; // a newer snapshot is being installed
-    const meta = { index, term };
+    // Thesis §5.1: the snapshot keeps the configuration as of its last index.
+    const meta = { index, term, config: this.#raft.log.configAt(index) };
     const chunks = [...this.#kv.snapshotChunks()];
     this.#snapshotting = true;
     void (async () => {
@@ -513,7 +828,9 @@ export class RaftNode implements KvService {
   }
 
   #apply(entry: Entry): void {
-    if (entry.type === EntryType.Noop) {
+    this.#settleConfWaiters(entry);
+    if (entry.type === EntryType.Noop || entry.type === EntryType.Config) {
+      // Neither is a command for the state machine; a Config entry already took effect when it was appended.
       this.#kv.skip(entry.index);
       this.#settle(entry, null);
       return;
@@ -576,4 +893,8 @@ function writeResult(result: ApplyResult): WriteResult {
 
 function toValue(key: string, found: { value: string; index: number } | null): KvValue | null {
   return found === null ? null : { key, value: found.value, index: found.index };
+}
+
+function notMember(id: NodeId): MembershipError {
+  return new MembershipError('member_not_found', `${id} is not a member of the cluster`);
 }

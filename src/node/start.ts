@@ -9,6 +9,7 @@ import { MemoryStorage } from '../storage/memory.js';
 import type { Storage } from '../storage/storage.js';
 import { GrpcTransport } from '../transport/grpc.js';
 import { NotLeaderError, UnavailableError } from './errors.js';
+import { readIdentity, writeIdentity } from './identity.js';
 import { RaftNode } from './node.js';
 
 export interface StartNodeOptions {
@@ -17,6 +18,12 @@ export interface StartNodeOptions {
   /** Where the node keeps its durable state; without one (here or in the config) it keeps it in memory. */
   readonly dataDir?: string;
   readonly logger: Logger;
+  /**
+   * The node joins a running cluster (`rafting --join`): it starts with no configuration of its own and learns it
+   * from the leader's log. Otherwise a node whose storage holds no configuration starts with the config's nodes
+   * as the voters (a new cluster).
+   */
+  readonly join?: boolean;
 }
 
 export interface RunningNode {
@@ -31,33 +38,52 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
   if (self === undefined) throw new Error(`unknown node id ${JSON.stringify(nodeId)}`);
   const dataDir = options.dataDir ?? self.dataDir;
   let storage: Storage;
+  let clusterId = config.clusterId;
+  let bootstrapVoters = options.join === true ? [] : config.nodes.map((n) => n.id);
   if (dataDir === undefined) {
     logger.warn('no data directory: state is kept in memory and lost when the process stops');
     storage = new MemoryStorage();
   } else {
     storage = await FileStorage.open(dataDir, { logger: logger.child({ component: 'storage' }) });
     logger.info({ dataDir }, `keeping durable state in ${dataDir}`);
+    const identity = await readIdentity(dataDir);
+    if (identity === null) {
+      await writeIdentity(dataDir, { clusterId, nodeId, bootstrapVoters });
+    } else {
+      if (identity.nodeId !== nodeId) {
+        await storage.close();
+        throw new Error(`${dataDir} holds the state of node ${identity.nodeId}, not ${nodeId}`);
+      }
+      if (identity.clusterId !== clusterId) {
+        logger.warn(
+          { stored: identity.clusterId, config: clusterId },
+          `the data directory belongs to cluster ${identity.clusterId}; keeping that id`,
+        );
+      }
+      clusterId = identity.clusterId;
+      bootstrapVoters = [...identity.bootstrapVoters];
+    }
   }
   const transport = new GrpcTransport({
     self: nodeId,
-    clusterId: config.clusterId,
+    clusterId,
     listenAddress: self.grpcAddress,
-    peers: config.nodes
-      .filter((n) => n.id !== nodeId)
-      .map((n) => ({ id: n.id, grpcAddress: self.dial?.[n.id] ?? n.grpcAddress })),
+    // The node sets its peers from the configuration in force as it starts (RaftNode.start).
+    peers: [],
     logger: logger.child({ component: 'transport' }),
   });
-  /** Where this node reaches a peer's REST API (its web_address, unless `web_dial` says otherwise). */
-  const peerWebAddress = (id: NodeId): string | undefined =>
-    self.webDial?.[id] ?? config.nodes.find((n) => n.id === id)?.webAddress;
   const node = await RaftNode.create({
     id: nodeId,
-    config,
+    config: { ...config, clusterId },
     storage,
     transport,
     logger,
+    bootstrapVoters,
+    ...(self.dial === undefined ? {} : { dial: self.dial }),
     readIndexFromLeader: (leader, timeoutMs) => readIndexFrom(peerWebAddress(leader), leader, timeoutMs),
   });
+  /** Where this node reaches a peer's REST API (its web address, unless `web_dial` says otherwise). */
+  const peerWebAddress = (id: NodeId): string | undefined => self.webDial?.[id] ?? node.webAddressOf(id);
   await node.start();
 
   const http = buildHttpServer({

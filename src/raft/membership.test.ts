@@ -182,7 +182,7 @@ describe('one change at a time (thesis §4.1)', () => {
     expect(leader.log.committed).toBeLessThan(leader.log.lastIndex());
     expect(leader.proposeConfChange([{ type: 'addLearner', id: 'n4' }], '')).toEqual({
       ok: false,
-      reason: 'pending',
+      reason: 'not_ready',
       message: 'the leader has not committed an entry of its term yet',
     });
     net.drop = (m) => m.from === 'n1' || m.to === 'n1';

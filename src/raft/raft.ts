@@ -98,8 +98,10 @@ export type ConfChangeResult =
   | { readonly ok: false; readonly reason: 'not_leader'; readonly leader: NodeId | null }
   | { readonly ok: false; readonly reason: 'transferring'; readonly to: NodeId }
   | { readonly ok: false; readonly reason: 'busy' }
-  /** Another change is still in progress, or this leader has not yet committed an entry of its term. */
+  /** Another change is still in progress. */
   | { readonly ok: false; readonly reason: 'pending'; readonly message: string }
+  /** This leader has not yet committed an entry of its term (it was just elected): retry shortly. */
+  | { readonly ok: false; readonly reason: 'not_ready'; readonly message: string }
   /** The change itself is invalid (adding a member twice, removing a stranger, leaving no voter...). */
   | { readonly ok: false; readonly reason: 'invalid'; readonly message: string }
   /** The new configuration's voters would include no majority this leader can currently reach. */
@@ -1032,7 +1034,7 @@ export class Raft {
       // leader that was never committed could be overridden unsafely).
       return {
         ok: false,
-        reason: 'pending',
+        reason: 'not_ready',
         message: 'the leader has not committed an entry of its term yet',
       };
     }

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeTestConfig, type TestClusterFiles } from './config.js';
 import { request } from './http.js';
+import { freePorts } from './ports.js';
 import { waitFor } from './wait.js';
 
 const bin = fileURLToPath(new URL('../../bin/rafting', import.meta.url));
@@ -52,8 +53,30 @@ export class ProcessCluster {
   }
 
   startNode(id: string): void {
+    const joined = this.#joined.get(id);
+    this.#spawn(id, joined === undefined ? ['-c', this.files.configPath] : joined);
+  }
+
+  /** Addresses and --join arguments of the nodes started with `join` instead of the config file. */
+  readonly #joined = new Map<string, string[]>();
+
+  /**
+   * Starts a node the config file does not list: `bin/rafting -n ID --join URL --grpc-address ... --web-address
+   * ...`, which adds it as a learner unless it is a member already. `startNode(id)` restarts it the same way.
+   */
+  async join(id: string, joinUrl: string): Promise<void> {
+    const [grpc, web] = await freePorts(2);
+    const address = { grpc: `127.0.0.1:${grpc}`, web: `127.0.0.1:${web}` };
+    this.files.web[id] = address.web;
+    this.files.ids.push(id);
+    const args = ['--join', joinUrl, '--grpc-address', address.grpc, '--web-address', address.web];
+    this.#joined.set(id, args);
+    this.#spawn(id, args);
+  }
+
+  #spawn(id: string, extraArgs: readonly string[]): void {
     if (this.#procs.has(id)) throw new Error(`${id} is already running`);
-    const args = [bin, '-n', id, '-c', this.files.configPath];
+    const args = [bin, '-n', id, ...extraArgs];
     if (this.durable) args.push('--data-dir', this.dataDir(id));
     const child = spawn(process.execPath, args, {
       stdio: ['ignore', 'pipe', 'pipe'],
