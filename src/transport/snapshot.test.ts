@@ -5,7 +5,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { InstallSnapshot, Message, NodeId } from '../raft/types.js';
+import type { ConfState, InstallSnapshot, Message, NodeId } from '../raft/types.js';
 import type { SnapshotMeta, SnapshotSource } from '../storage/storage.js';
 import { crc32 } from '../util/crc32.js';
 import { captureLogger, type LogLine } from '../../test/helpers/logger.js';
@@ -268,6 +268,28 @@ describe('GrpcTransport snapshots', () => {
     expect(chunkSizes).toEqual([[1000, 1000, 500, 999, 1000, 1000, 1], []]);
     expect(hashes).toEqual([source.hash(), empty.hash()]);
     expect(a.transport.stats().snapshotsSent).toBe(2);
+  });
+
+  it('carries the configuration in force at the snapshot’s index (SnapshotHeader.config, thesis §5.1)', async () => {
+    const config: ConfState = {
+      voters: ['a', 'b', 'd'],
+      outgoing: ['a', 'b', 'c'],
+      learners: ['e'],
+      context: '{"d":"127.0.0.1:7004"}',
+    };
+    const received: InstallSnapshot[] = [];
+    const { a } = await pair(async (m, chunks) => {
+      received.push(m);
+      for await (const _chunk of chunks);
+    });
+    const withConfig: SnapshotMeta = { index: 120, term: 7, config };
+    await a.transport.sendSnapshot(
+      installSnapshot('b', withConfig),
+      lazySource([100], undefined, withConfig),
+    );
+    // Without one (a snapshot from before membership changes), it arrives without one: no `config` key at all.
+    await a.transport.sendSnapshot(installSnapshot('b'), lazySource([100]));
+    expect(received).toStrictEqual([installSnapshot('b', withConfig), installSnapshot('b')]);
   });
 
   it('rejects with the receiver’s error when its handler fails, and stops reading the source', async () => {
@@ -604,6 +626,44 @@ describe('GrpcTransport snapshots', () => {
           snapshotsFailed: 6,
           rejectedStreams: 7,
         });
+      } finally {
+        client.close();
+      }
+    });
+
+    it('is refused when its configuration does not decode, before the handler sees it', async () => {
+      const { seen, handler } = hashingHandler();
+      const { b } = await pair(handler);
+      const client = new grpc.Client(b.address, grpc.credentials.createInsecure());
+      try {
+        const bytes = pseudoRandom(10, 3);
+        const text = new TextEncoder();
+        for (const [config, reason] of [
+          ['not json', /not JSON/],
+          ['{"voters":["a"],"outgoing":[],"learners":["a"]}', /a is both a learner and a voter/],
+          ['[]', /"voters" must be a list of node ids/],
+        ] as const) {
+          const result = await rawTransfer(client, [
+            header(10, { config: text.encode(config) }),
+            data(bytes),
+            trailer(crc32(bytes)),
+          ]);
+          expect(result.error?.code, config).toBe(grpc.status.INVALID_ARGUMENT);
+          expect(result.error?.details).toMatch(/^snapshot from a: /);
+          expect(result.error?.details).toMatch(reason);
+        }
+        expect(seen.message).toBeNull();
+        expect(b.transport.stats()).toMatchObject({ rejectedStreams: 3, snapshotsReceived: 0 });
+
+        // The same by hand with a good configuration is accepted, and the handler gets it decoded.
+        const good = { voters: ['a', 'b'], outgoing: [], learners: [], context: '' };
+        const ok = await rawTransfer(client, [
+          header(10, { config: text.encode(JSON.stringify(good)) }),
+          data(bytes),
+          trailer(crc32(bytes)),
+        ]);
+        expect(ok).toEqual({ error: null, ack: { accepted: true, error: '' } });
+        expect(seen.message?.snapshot).toStrictEqual({ index: 120, term: 7, config: good });
       } finally {
         client.close();
       }
