@@ -270,7 +270,7 @@ describe('GrpcTransport snapshots', () => {
     expect(a.transport.stats().snapshotsSent).toBe(2);
   });
 
-  it('carries the configuration in force at the snapshot’s index (SnapshotHeader.config, thesis §5.1)', async () => {
+  it('carries the configuration in force at the snapshot’s index (header field 8, thesis §5.1)', async () => {
     const config: ConfState = {
       voters: ['a', 'b', 'd'],
       outgoing: ['a', 'b', 'c'],
@@ -500,6 +500,68 @@ describe('GrpcTransport snapshots', () => {
     );
     await second.b.transport.close();
     await rejected2;
+  });
+
+  it('setPeers cancels transfers to a removed or moved peer, and ends one from a removed sender', async () => {
+    // A source that never ends by itself.
+    const stuck: SnapshotSource = {
+      meta,
+      size: 10 * MiB,
+      chunks: async function* () {
+        yield new Uint8Array(1000);
+        await new Promise(() => {});
+      },
+    };
+    /** A pair whose transfer from a to b is running (b has its first bytes), and what b's handler saw. */
+    const running = async () => {
+      const { seen, handler } = hashingHandler();
+      const nodes = await pair(handler);
+      const transfer = nodes.a.transport.sendSnapshot(installSnapshot('b'), stuck);
+      await waitFor('b has the first bytes', () => seen.bytes === 1000);
+      return { ...nodes, seen, transfer };
+    };
+
+    // The sender removes the receiver.
+    const removed = await running();
+    const rejected = expect(removed.transfer).rejects.toThrow(
+      'snapshot transfer to b: b is no longer a peer of a',
+    );
+    removed.a.transport.setPeers([]);
+    await rejected;
+    await waitFor('b gives up', () => removed.b.transport.stats().snapshotsFailed === 1);
+    expect(removed.seen.error?.message).toMatch(/snapshot from a: .*1000 of 10485760 bytes/);
+    await expect(removed.a.transport.sendSnapshot(installSnapshot('b'), lazySource([10]))).rejects.toThrow(
+      'snapshot transfer to b: unknown peer',
+    );
+
+    // The receiver moves: the transfer to the old address fails; the next one goes to the new address.
+    const moved = await running();
+    const elsewhere = await startNode(
+      'b',
+      [{ id: 'a', grpcAddress: '127.0.0.1:1' }],
+      hashingHandler().handler,
+    );
+    const rejected2 = expect(moved.transfer).rejects.toThrow(
+      `snapshot transfer to b: the address of b changed from ${moved.b.address} to ${elsewhere.address}`,
+    );
+    moved.a.transport.setPeers([{ id: 'b', grpcAddress: elsewhere.address }]);
+    await rejected2;
+    await moved.a.transport.sendSnapshot(installSnapshot('b'), lazySource([10]));
+    expect(elsewhere.transport.stats().snapshotsReceived).toBe(1);
+    expect(moved.b.transport.stats().snapshotsReceived).toBe(0);
+
+    // The receiver removes the sender: its transfer is ended, and a new one refused.
+    const revoked = await running();
+    const rejected3 = expect(revoked.transfer).rejects.toThrow(
+      'snapshot transfer to b: PERMISSION_DENIED: node a is no longer a peer of b in cluster "test-cluster"',
+    );
+    revoked.b.transport.setPeers([]);
+    await rejected3;
+    await waitFor('b counts the failure', () => revoked.b.transport.stats().snapshotsFailed === 1);
+    expect(revoked.seen.error?.message).toMatch(/no longer a peer of b/);
+    await expect(revoked.a.transport.sendSnapshot(installSnapshot('b'), lazySource([10]))).rejects.toThrow(
+      /PERMISSION_DENIED: unknown node id "a"/,
+    );
   });
 
   it('drops an InstallSnapshot message given to send(), with a warning', async () => {
