@@ -15,12 +15,13 @@ import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { emptyHardState, EntryType, type Entry, type HardState } from '../raft/types.js';
+import { encodeConfState } from '../raft/confstate.js';
+import { emptyHardState, EntryType, type ConfState, type Entry, type HardState } from '../raft/types.js';
 import { crc32 } from '../util/crc32.js';
 import { StorageCorruptError } from './errors.js';
 import { FileStorage, type FileStorageOptions } from './file.js';
 import { newCounters } from './fsutil.js';
-import { snapshotName, writeSnapshotFile } from './snapfile.js';
+import { MAX_SNAPSHOT_CONFIG_BYTES, readSnapshotInfo, snapshotName, writeSnapshotFile } from './snapfile.js';
 import type { SnapshotMeta } from './storage.js';
 import { readRecord, type WalRecord } from './wal.js';
 
@@ -684,5 +685,252 @@ describe('FileStorage: snapshots', () => {
       entries: [entry(6, 1)],
     });
     expect(await readAll(s2)).toEqual({ meta: { index: 5, term: 1 }, data: 'part one part two' });
+  });
+});
+
+/** A joint configuration with learners and a context: every field of a ConfState set. */
+const joint: ConfState = {
+  voters: ['n1', 'n2', 'n4'],
+  outgoing: ['n1', 'n2', 'n3'],
+  learners: ['n5'],
+  context: '{"n4":"127.0.0.1:7004","n5":"127.0.0.1:7005"}',
+};
+const simple: ConfState = { voters: ['n1', 'n2', 'n3'], outgoing: [], learners: [], context: '' };
+
+/**
+ * A snapshot file written by hand from the format in snapfile.ts, so that the tests pin the bytes on disk, not just
+ * the code's own round trip. `config` is the version 2 header's configuration bytes; null writes version 1.
+ */
+async function handWritten(
+  meta: { index: number; term: number },
+  config: Uint8Array | null,
+  data: string,
+): Promise<string> {
+  const fixed = config === null ? 24 : 28;
+  const header = Buffer.alloc(fixed + (config?.length ?? 0));
+  header.write(config === null ? 'RFTSNAP1' : 'RFTSNAP2', 0, 'latin1');
+  header.writeBigUInt64LE(BigInt(meta.index), 8);
+  header.writeBigUInt64LE(BigInt(meta.term), 16);
+  if (config !== null) {
+    header.writeUInt32LE(config.length, 24);
+    header.set(config, 28);
+  }
+  const body = Buffer.from(data);
+  const trailer = Buffer.alloc(24);
+  trailer.writeBigUInt64LE(BigInt(body.length), 0);
+  trailer.writeUInt32LE(crc32(body), 8);
+  trailer.writeUInt32LE(crc32(trailer.subarray(0, 12), crc32(header)), 12);
+  trailer.write('RFTSEND1', 16, 'latin1');
+  const file = join(snapDir(), snapshotName(meta));
+  await writeFile(file, Buffer.concat([header, body, trailer]));
+  return file;
+}
+
+/** What load() rejects with, or null. */
+async function loadError(s: FileStorage): Promise<unknown> {
+  return s.load().then(
+    () => null,
+    (e: unknown) => e,
+  );
+}
+
+describe('FileStorage: the configuration in a snapshot (thesis §5.1)', () => {
+  it('save → restart → load and openSnapshot give the configuration back exactly', async () => {
+    let s = await openStorage();
+    await s.load();
+    await s.save(hs(3, 'n1', 8), range(1, 10, 3));
+    const meta = { index: 8, term: 3, config: joint };
+    await s.saveSnapshot(meta, fromBytes('state at 8'));
+    expect((await s.openSnapshot())?.meta).toStrictEqual(meta);
+    expect((await s.load()).snapshot).toStrictEqual(meta); // a second load re-reads the file
+    s = await reopen(s);
+    expect(await s.load()).toStrictEqual({
+      hardState: hs(3, 'n1', 8),
+      snapshot: meta,
+      entries: range(9, 10, 3),
+    });
+    expect(await readAll(s)).toStrictEqual({ meta, data: 'state at 8' });
+
+    // On disk: a version 2 header with the encoded configuration; the WAL mark names index and term only.
+    const file = join(snapDir(), snapshotName(meta));
+    const bytes = await readFile(file);
+    expect(bytes.subarray(0, 8).toString('latin1')).toBe('RFTSNAP2');
+    const config = encodeConfState(joint);
+    expect(bytes.readUInt32LE(24)).toBe(config.length);
+    expect(Buffer.from(bytes.subarray(28, 28 + config.length))).toEqual(Buffer.from(config));
+    expect(await readSnapshotInfo(file)).toMatchObject({ meta, headerBytes: 28 + config.length, size: 10 });
+    const marks = (await recordsOf(await lastSegment())).filter((r) => r.record.type === 'snapshotMark');
+    expect(marks.map((r) => r.record)).toStrictEqual([{ type: 'snapshotMark', meta: { index: 8, term: 3 } }]);
+  });
+
+  it('a snapshot without a configuration stays without one (version 2, empty configuration)', async () => {
+    let s = await openStorage();
+    await s.load();
+    await s.saveSnapshot({ index: 0, term: 0 }, fromBytes('none'));
+    const file = join(snapDir(), snapshotName({ index: 0, term: 0 }));
+    const bytes = await readFile(file);
+    expect(bytes.subarray(0, 8).toString('latin1')).toBe('RFTSNAP2');
+    expect(bytes.readUInt32LE(24)).toBe(0);
+    s = await reopen(s);
+    const { snapshot } = await s.load();
+    expect(snapshot).toStrictEqual({ index: 0, term: 0 });
+    expect(await readAll(s)).toStrictEqual({ meta: { index: 0, term: 0 }, data: 'none' });
+  });
+
+  it('stage → install keeps the staged configuration, through a restart', async () => {
+    let s = await openStorage();
+    await s.load();
+    await s.save(hs(1, 'n1', 3), range(1, 10, 1));
+    const meta = { index: 7, term: 1, config: simple };
+    await s.stageSnapshot(meta, fromBytes('seven'));
+    await s.installStagedSnapshot(meta);
+    expect(await readAll(s)).toStrictEqual({ meta, data: 'seven' });
+    s = await reopen(s);
+    expect((await s.load()).snapshot).toStrictEqual(meta);
+
+    // Named by index and term alone, the staged snapshot installs with its own configuration.
+    const next = { index: 12, term: 2, config: joint };
+    await s.stageSnapshot(next, fromBytes('twelve'));
+    await s.installStagedSnapshot({ index: 12, term: 2 });
+    expect((await s.openSnapshot())?.meta).toStrictEqual(next);
+    s = await reopen(s);
+    expect((await s.load()).snapshot).toStrictEqual(next);
+  });
+
+  it('refuses to install a staged snapshot under another configuration', async () => {
+    const s = await openStorage();
+    await s.load();
+    await s.stageSnapshot({ index: 5, term: 1, config: simple }, fromBytes('five'));
+    await expect(s.installStagedSnapshot({ index: 5, term: 1, config: joint })).rejects.toThrow(
+      /staged snapshot 5\/1 holds another configuration/,
+    );
+    await s.stageSnapshot({ index: 6, term: 1 }, fromBytes('six, none'));
+    await expect(s.installStagedSnapshot({ index: 6, term: 1, config: simple })).rejects.toThrow(
+      /staged snapshot 6\/1 holds another configuration/,
+    );
+    expect(await readAll(s)).toBeNull();
+    await s.installStagedSnapshot({ index: 5, term: 1, config: simple });
+    expect((await s.openSnapshot())?.meta).toStrictEqual({ index: 5, term: 1, config: simple });
+  });
+
+  it('a version 1 file (24-byte header) still loads, with no configuration, and its data read right', async () => {
+    let s = await openStorage();
+    await s.load();
+    await s.save(hs(2, 'n2', 6), range(1, 9, 2));
+    await s.saveSnapshot({ index: 6, term: 2 }, fromBytes('written as v2'));
+    await s.close();
+    // The same snapshot as an older Rafting wrote it.
+    const file = await handWritten({ index: 6, term: 2 }, null, 'state at 6, v1');
+    expect((await stat(file)).size).toBe(24 + 14 + 24);
+    expect(await readSnapshotInfo(file)).toStrictEqual({
+      meta: { index: 6, term: 2 },
+      headerBytes: 24,
+      size: 14,
+      dataCrc: crc32(text.encode('state at 6, v1')),
+    });
+    s = await openStorage();
+    const stored = await s.load();
+    expect(stored.snapshot).toStrictEqual({ index: 6, term: 2 });
+    expect(stored.snapshot && 'config' in stored.snapshot).toBe(false);
+    expect(stored.entries).toStrictEqual(range(7, 9, 2));
+    expect(await readAll(s)).toStrictEqual({ meta: { index: 6, term: 2 }, data: 'state at 6, v1' });
+
+    // The next snapshot is written in version 2.
+    await s.saveSnapshot({ index: 8, term: 2, config: simple }, fromBytes('eight'));
+    const next = await readFile(join(snapDir(), snapshotName({ index: 8, term: 2 })));
+    expect(next.subarray(0, 8).toString('latin1')).toBe('RFTSNAP2');
+    s = await reopen(s);
+    expect((await s.load()).snapshot).toStrictEqual({ index: 8, term: 2, config: simple });
+  });
+
+  it('a version 2 file written by hand loads (the format is what snapfile.ts says)', async () => {
+    let s = await openStorage();
+    await s.load();
+    await s.save(hs(1, '', 0), range(1, 4, 1));
+    await s.saveSnapshot({ index: 3, term: 1 }, fromBytes('x'));
+    await s.close();
+    await handWritten({ index: 3, term: 1 }, encodeConfState(joint), 'by hand');
+    s = await openStorage();
+    expect((await s.load()).snapshot).toStrictEqual({ index: 3, term: 1, config: joint });
+    expect(await readAll(s)).toStrictEqual({ meta: { index: 3, term: 1, config: joint }, data: 'by hand' });
+  });
+
+  it('refuses a configuration that does not decode, naming the file and the offset', async () => {
+    for (const [config, reason] of [
+      ['not json', /not JSON/],
+      ['{"voters":"n1","outgoing":[],"learners":[]}', /"voters" must be a list of node ids/],
+      ['{"voters":["n1","n1"],"outgoing":[],"learners":[]}', /"voters" lists a node twice/],
+      ['{"voters":["n1"],"outgoing":[],"learners":["n1"]}', /n1 is both a learner and a voter/],
+    ] as const) {
+      await rm(dir, { recursive: true, force: true });
+      let s = await openStorage();
+      await s.load();
+      await s.save(hs(1, '', 0), range(1, 4, 1));
+      await s.saveSnapshot({ index: 3, term: 1 }, fromBytes('x'));
+      await s.close();
+      // A valid checksum over a configuration no writer should have produced.
+      const file = await handWritten({ index: 3, term: 1 }, text.encode(config), 'data');
+      s = await openStorage();
+      const err = await loadError(s);
+      expect(err, config).toBeInstanceOf(StorageCorruptError);
+      expect((err as StorageCorruptError).file).toBe(file);
+      expect((err as StorageCorruptError).offset).toBe(28);
+      expect((err as StorageCorruptError).message).toMatch(
+        new RegExp(`^${file} at offset 28: snapshot configuration does not decode: `),
+      );
+      expect((err as StorageCorruptError).message).toMatch(reason);
+      await s.close();
+    }
+  });
+
+  it('a damaged configuration byte or length is caught when the file is opened', async () => {
+    let s = await openStorage();
+    await s.load();
+    const meta = { index: 0, term: 0, config: joint };
+    await s.saveSnapshot(meta, fromBytes('data'));
+    const file = join(snapDir(), snapshotName(meta));
+    const original = await readFile(file);
+    await s.close();
+
+    await flipByte(file, 30); // inside the configuration
+    s = await openStorage();
+    await expect(s.load()).rejects.toThrow(/header\/trailer checksum mismatch/);
+    await s.close();
+
+    for (const [length, reason] of [
+      [
+        MAX_SNAPSHOT_CONFIG_BYTES + 1,
+        /at offset 24: snapshot configuration of 1048577 bytes is over the limit/,
+      ],
+      [0xffff_ffff, /at offset 24: snapshot configuration of 4294967295 bytes is over the limit/],
+      [original.length, /at offset 24: snapshot configuration of \d+ bytes runs past the data/],
+      [3, /header\/trailer checksum mismatch/],
+    ] as const) {
+      const damaged = Buffer.from(original);
+      damaged.writeUInt32LE(length, 24);
+      await writeFile(file, damaged);
+      s = await openStorage();
+      const err = await loadError(s);
+      expect(err, `length ${length}`).toBeInstanceOf(StorageCorruptError);
+      expect(String(err)).toMatch(reason);
+      await s.close();
+    }
+  });
+
+  it('refuses to write a configuration over the size limit, leaving no file', async () => {
+    const s = await openStorage();
+    await s.load();
+    const huge: ConfState = { ...simple, context: 'x'.repeat(MAX_SNAPSHOT_CONFIG_BYTES) };
+    await expect(s.saveSnapshot({ index: 0, term: 0, config: huge }, fromBytes('d'))).rejects.toThrow(
+      /configuration of snapshot 0\/0 encodes to \d+ bytes, more than the limit of 1048576/,
+    );
+    await expect(s.stageSnapshot({ index: 4, term: 1, config: huge }, fromBytes('d'))).rejects.toThrow(
+      /more than the limit of 1048576/,
+    );
+    expect(await readdir(snapDir())).toEqual([]);
+    // Just under the limit is fine.
+    const fits: ConfState = { ...simple, context: 'x'.repeat(MAX_SNAPSHOT_CONFIG_BYTES - 200) };
+    await s.saveSnapshot({ index: 0, term: 0, config: fits }, fromBytes('d'));
+    expect((await s.openSnapshot())?.meta).toStrictEqual({ index: 0, term: 0, config: fits });
   });
 });

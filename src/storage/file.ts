@@ -13,7 +13,14 @@
 // HARD_STATE, TRUNCATE (entries from an index on are void: how save() overwrites a suffix without rewriting files)
 // and SNAPSHOT_MARK (the snapshot now current; entries up to its index are superseded). Every segment starts with
 // a HARD_STATE and, once there is a snapshot, a SNAPSHOT_MARK, so deleting older segments never loses them.
-// Snapshot files (snapfile.ts): a header with index and term, the data, a trailer with size and crc32.
+// Snapshot files (snapfile.ts): a header with index, term and the configuration in force at the index (thesis
+// §5.1), the data, a trailer with size and crc32.
+//
+// The snapshot's meta, configuration included, lives in its file alone: SNAPSHOT_MARK records carry only index and
+// term. That is enough, because the mark only says which snapshot is current and which entries it supersedes:
+// load() takes the meta it returns from the snapshot file (which it checks against the mark by index and term),
+// and a mark is never appended before its file is in place. Keeping the configuration out of the mark also keeps
+// it out of every segment header, which repeats the mark.
 //
 // Durability: save() resolves after its records are written and the segment fdatasynced. Saves that arrive while
 // a batch is being synced are written together and share one fdatasync (group commit). A save writes its entries
@@ -45,7 +52,13 @@ import {
   writeSnapshotFile,
   type SnapshotFileInfo,
 } from './snapfile.js';
-import type { SnapshotMeta, SnapshotSource, Storage, StoredState } from './storage.js';
+import {
+  sameSnapshotConfig,
+  type SnapshotMeta,
+  type SnapshotSource,
+  type Storage,
+  type StoredState,
+} from './storage.js';
 import { TermRuns } from './terms.js';
 import { findValidRecordAfter, parseSegmentName, readRecord } from './wal.js';
 import { noteEntries, pending, WalWriter, type PendingRecord, type SegmentInfo } from './writer.js';
@@ -281,6 +294,12 @@ export class FileStorage implements Storage {
           `staged file holds snapshot ${info.meta.index}/${info.meta.term}`,
         );
       }
+      if (!sameSnapshotConfig(info.meta, meta)) {
+        throw new Error(
+          `file storage: the staged snapshot ${meta.index}/${meta.term} holds another configuration ` +
+            'than the one given',
+        );
+      }
       await this.#makeCurrent(path, info);
     });
   }
@@ -308,7 +327,8 @@ export class FileStorage implements Storage {
     this.#snapshot = { path, info };
     await this.#removeOldSnapshotFiles(path);
     // From here to append() is synchronous: the decision and the records see the same log as the saves around them.
-    const records = [pending({ type: 'snapshotMark', meta })];
+    // The mark names the snapshot by index and term; its configuration is in the file (see the top of this file).
+    const records = [pending({ type: 'snapshotMark', meta: { index: meta.index, term: meta.term } })];
     if (this.#terms.termAt(meta.index) === meta.term) {
       this.#terms.dropThrough(meta.index);
     } else {

@@ -1,7 +1,14 @@
 import { emptyHardState, type Entry, type HardState } from '../raft/types.js';
-import type { SnapshotMeta, SnapshotSource, Storage, StoredState } from './storage.js';
+import {
+  sameSnapshotConfig,
+  type SnapshotMeta,
+  type SnapshotSource,
+  type Storage,
+  type StoredState,
+} from './storage.js';
 
 interface MemorySnapshot {
+  /** As given to saveSnapshot / stageSnapshot, configuration included (the same object: it is readonly). */
   readonly meta: SnapshotMeta;
   readonly data: readonly Uint8Array[];
 }
@@ -89,6 +96,14 @@ export class MemoryStorage implements Storage {
     const staged = this.#staged.get(`${meta.index}:${meta.term}`);
     if (staged === undefined) {
       return Promise.reject(new Error(`memory storage: no staged snapshot at ${meta.index}/${meta.term}`));
+    }
+    if (!sameSnapshotConfig(staged.meta, meta)) {
+      return Promise.reject(
+        new Error(
+          `memory storage: the staged snapshot ${meta.index}/${meta.term} holds another configuration ` +
+            'than the one given',
+        ),
+      );
     }
     this.installSync(staged);
     return Promise.resolve();

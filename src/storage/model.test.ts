@@ -1,12 +1,13 @@
-// FileStorage against MemoryStorage as the model: random saves (with overwrites), snapshots, installs that match
-// the log or not, compactions and reopens, over tiny segments; after each reopen the two must load the same.
+// FileStorage against MemoryStorage as the model: random saves (with overwrites), snapshots (with a configuration
+// or without), installs that match the log or not, compactions and reopens, over tiny segments; after each reopen
+// the two must load the same.
 
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SeededRandom } from '../raft/random.js';
-import { EntryType, type Entry, type HardState } from '../raft/types.js';
+import { EntryType, type ConfState, type Entry, type HardState } from '../raft/types.js';
 import { FileStorage } from './file.js';
 import { MemoryStorage } from './memory.js';
 import type { Storage, StoredState } from './storage.js';
@@ -55,6 +56,20 @@ describe('FileStorage against the in-memory model', () => {
       const termAt = (stored: StoredState, index: number): number | undefined =>
         stored.entries.find((e) => e.index === index)?.term;
       let reopens = 0;
+      /** A configuration (or none) for a snapshot's meta, as a node's core would give it. */
+      const config = (): { config?: ConfState } => {
+        if (coin(0.3)) return {};
+        const ids = ['n1', 'n2', 'n3', 'n4', 'n5'].filter(() => coin(0.6));
+        const voters = ids.length > 0 ? ids.slice(0, 3) : ['n1'];
+        return {
+          config: {
+            voters,
+            outgoing: coin(0.3) ? ['n1', 'n2', 'n3'] : [],
+            learners: ids.filter((id) => !voters.includes(id) && !['n1', 'n2', 'n3'].includes(id)),
+            context: `step ${rnd.int(0, 1000)}`,
+          },
+        };
+      };
 
       for (let step = 0; step < 400; step++) {
         const { floor, last, stored } = state();
@@ -75,13 +90,13 @@ describe('FileStorage against the in-memory model', () => {
         } else if (op < 65) {
           if (last <= floor) continue;
           const index = rnd.int(floor + 1, last + 1);
-          const meta = { index, term: termAt(stored, index) ?? 0 };
+          const meta = { index, term: termAt(stored, index) ?? 0, ...config() };
           await model.saveSnapshot(meta, bytesOf(`local ${step}`));
           await file.saveSnapshot(meta, bytesOf(`local ${step}`));
         } else if (op < 77) {
           const index = rnd.int(floor + 1, last + 4);
           const term = coin(0.5) ? (termAt(stored, index) ?? 1) : rnd.int(1, 7);
-          const meta = { index, term };
+          const meta = { index, term, ...config() };
           await model.stageSnapshot(meta, bytesOf(`leader ${step}`));
           await model.installStagedSnapshot(meta);
           await file.stageSnapshot(meta, bytesOf(`leader ${step}`));

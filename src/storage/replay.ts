@@ -20,7 +20,7 @@ export interface RecordPlace {
  */
 export class LogReplay {
   hardState: HardState = emptyHardState;
-  /** The last SNAPSHOT_MARK seen. Marks never go back. */
+  /** The last SNAPSHOT_MARK seen (index and term: a mark carries no configuration). Marks never go back. */
   mark: SnapshotMeta | null = null;
   /** The index of the last entry, or null while unknown. Invariant: last >= mark.index once both are known. */
   last: number | null = null;

@@ -1,28 +1,51 @@
 // Snapshot files: written from a stream of chunks and read back in bounded chunks, never whole in memory.
 //
-//   header  (24 bytes)  'RFTSNAP1' [u64 index][u64 term]
+//   header  (28 + n bytes)  'RFTSNAP2' [u64 index][u64 term][u32 n][configuration, n bytes]
 //   data    (size bytes, as the state machine produced them)
-//   trailer (24 bytes)  [u64 size][u32 crc32 of data][u32 crc32 of header + size + data crc] 'RFTSEND1'
+//   trailer (24 bytes)      [u64 size][u32 crc32 of data][u32 crc32 of header + size + data crc] 'RFTSEND1'
 //
-// The header is written first and the trailer last, so a file cut short has no valid trailer. The crc of the
-// header and the trailer's first 12 bytes is checked whenever the file is opened; the data crc as it is read.
+// The configuration is the cluster configuration in force at the snapshot's index (Raft paper §7: "the snapshot
+// also includes the latest configuration in the log as of last included index"; thesis §5.1), encoded by
+// encodeConfState (JSON); n = 0 means the snapshot carries none; n is at most MAX_SNAPSHOT_CONFIG_BYTES. Files
+// are always written in this version 2.
+//
+// Version 1 files, written before membership changes existed, are still read: a fixed 24-byte header
+// 'RFTSNAP1' [u64 index][u64 term], then the same data and trailer; their snapshots carry no configuration. The
+// header's length therefore differs between versions: SnapshotFileInfo.headerBytes says where the data start.
+//
+// The header is written first and the trailer last, so a file cut short has no valid trailer. The crc of the whole
+// header (configuration included) and the trailer's first 12 bytes is checked whenever the file is opened; the data
+// crc as it is read.
 
-import { open, stat } from 'node:fs/promises';
+import { open, stat, type FileHandle } from 'node:fs/promises';
+import { decodeConfState, encodeConfState } from '../raft/confstate.js';
+import type { ConfState } from '../raft/types.js';
 import { crc32 } from '../util/crc32.js';
 import { StorageCorruptError } from './errors.js';
 import { datasync, isCode, removeFile, writeAll, type Counters } from './fsutil.js';
 import type { SnapshotMeta } from './storage.js';
 import { readU64, writeU64 } from './wal.js';
 
-export const SNAPSHOT_HEADER_BYTES = 24;
+/** The header of a version 1 file (index and term only). */
+export const SNAPSHOT_V1_HEADER_BYTES = 24;
+/** The fixed part of a version 2 header, before the configuration's bytes. */
+export const SNAPSHOT_V2_HEADER_BYTES = 28;
 export const SNAPSHOT_TRAILER_BYTES = 24;
-const HEAD_MAGIC = Buffer.from('RFTSNAP1', 'latin1');
+/** The largest encoded configuration a snapshot file may hold (thousands of members take far less). */
+export const MAX_SNAPSHOT_CONFIG_BYTES = 1024 * 1024;
+const HEAD_MAGIC_V1 = Buffer.from('RFTSNAP1', 'latin1');
+const HEAD_MAGIC_V2 = Buffer.from('RFTSNAP2', 'latin1');
 const TAIL_MAGIC = Buffer.from('RFTSEND1', 'latin1');
+/** Where a version 2 header's configuration starts (after magic, index, term and its length). */
+const CONFIG_OFFSET = SNAPSHOT_V2_HEADER_BYTES;
 
 /** What the header and trailer of a snapshot file say. */
 export interface SnapshotFileInfo {
+  /** Index, term and (in version 2 files that carry one) the configuration. */
   readonly meta: SnapshotMeta;
-  /** Bytes of data (the file is header + size + trailer). */
+  /** Bytes of header: the data start at this offset (24 in version 1 files, 28 + the configuration in version 2). */
+  readonly headerBytes: number;
+  /** Bytes of data (the file is headerBytes + size + trailer). */
   readonly size: number;
   readonly dataCrc: number;
 }
@@ -73,13 +96,14 @@ export async function writeSnapshotFile(
   chunks: AsyncIterable<Uint8Array>,
   options: WriteSnapshotOptions,
 ): Promise<SnapshotFileInfo> {
+  // Before the file exists: a configuration that cannot be written leaves nothing behind.
+  const header = encodeHeader(meta);
   const fh = await open(path, 'w');
   try {
-    const header = encodeHeader(meta);
     await writeAll(fh, header, 0);
     const buffer = Buffer.allocUnsafe(options.bufferBytes);
     let buffered = 0;
-    let pos = SNAPSHOT_HEADER_BYTES;
+    let pos = header.length;
     let size = 0;
     let dataCrc = 0;
     for await (const chunk of chunks) {
@@ -106,7 +130,7 @@ export async function writeSnapshotFile(
     await writeAll(fh, encodeTrailer(header, size, dataCrc), pos);
     await datasync(fh, options.counters);
     await fh.close();
-    return { meta, size, dataCrc };
+    return { meta, headerBytes: header.length, size, dataCrc };
   } catch (err) {
     await fh.close().catch(() => undefined);
     await removeFile(path);
@@ -114,11 +138,21 @@ export async function writeSnapshotFile(
   }
 }
 
+/** A version 2 header. Throws RangeError for a configuration over MAX_SNAPSHOT_CONFIG_BYTES. */
 function encodeHeader(meta: SnapshotMeta): Buffer {
-  const header = Buffer.alloc(SNAPSHOT_HEADER_BYTES);
-  HEAD_MAGIC.copy(header, 0);
+  const config = meta.config === undefined ? new Uint8Array(0) : encodeConfState(meta.config);
+  if (config.length > MAX_SNAPSHOT_CONFIG_BYTES) {
+    throw new RangeError(
+      `storage: the configuration of snapshot ${meta.index}/${meta.term} encodes to ${config.length} bytes, ` +
+        `more than the limit of ${MAX_SNAPSHOT_CONFIG_BYTES}`,
+    );
+  }
+  const header = Buffer.alloc(SNAPSHOT_V2_HEADER_BYTES + config.length);
+  HEAD_MAGIC_V2.copy(header, 0);
   writeU64(header, 8, meta.index, 'snapshot index');
   writeU64(header, 16, meta.term, 'snapshot term');
+  header.writeUInt32LE(config.length, 24);
+  header.set(config, CONFIG_OFFSET);
   return header;
 }
 
@@ -136,39 +170,100 @@ export async function readSnapshotInfo(path: string): Promise<SnapshotFileInfo> 
   const fh = await open(path, 'r');
   try {
     const { size: fileSize } = await fh.stat();
-    if (fileSize < SNAPSHOT_HEADER_BYTES + SNAPSHOT_TRAILER_BYTES) {
+    if (fileSize < SNAPSHOT_V1_HEADER_BYTES + SNAPSHOT_TRAILER_BYTES) {
       throw new StorageCorruptError(
         path,
         0,
         `snapshot file of ${fileSize} bytes is shorter than its header+trailer`,
       );
     }
-    const header = Buffer.alloc(SNAPSHOT_HEADER_BYTES);
-    const trailer = Buffer.alloc(SNAPSHOT_TRAILER_BYTES);
     const trailerAt = fileSize - SNAPSHOT_TRAILER_BYTES;
-    await fh.read(header, 0, header.length, 0);
-    await fh.read(trailer, 0, trailer.length, trailerAt);
-    if (!header.subarray(0, 8).equals(HEAD_MAGIC))
-      throw new StorageCorruptError(path, 0, 'not a snapshot file');
+    const header = await readHeader(fh, path, trailerAt);
+    const trailer = await readExactly(fh, path, trailerAt, SNAPSHOT_TRAILER_BYTES);
     if (!trailer.subarray(16).equals(TAIL_MAGIC)) {
       throw new StorageCorruptError(path, trailerAt, 'snapshot trailer missing (the file was cut short)');
     }
     if (trailer.readUInt32LE(12) !== crc32(trailer.subarray(0, 12), crc32(header))) {
       throw new StorageCorruptError(path, trailerAt, 'snapshot header/trailer checksum mismatch');
     }
-    const meta = { index: readU64(header, 8), term: readU64(header, 16) };
+    // Only now that the checksum vouches for the header are its fields trusted.
+    const index = readU64(header, 8);
+    const term = readU64(header, 16);
+    const config = decodeConfig(header, path);
+    const meta: SnapshotMeta = config === undefined ? { index, term } : { index, term, config };
     const size = readU64(trailer, 0);
-    if (size !== trailerAt - SNAPSHOT_HEADER_BYTES) {
+    if (size !== trailerAt - header.length) {
       throw new StorageCorruptError(
         path,
         trailerAt,
-        `snapshot says ${size} data bytes, file has ${trailerAt - SNAPSHOT_HEADER_BYTES}`,
+        `snapshot says ${size} data bytes, file has ${trailerAt - header.length}`,
       );
     }
-    return { meta, size, dataCrc: trailer.readUInt32LE(8) };
+    return { meta, headerBytes: header.length, size, dataCrc: trailer.readUInt32LE(8) };
   } finally {
     await fh.close();
   }
+}
+
+/**
+ * The whole header, of either version; its length is only checked against the file here (the checksum is checked
+ * by the caller). `trailerAt` bounds it: a header never reaches into the trailer.
+ */
+async function readHeader(fh: FileHandle, path: string, trailerAt: number): Promise<Buffer> {
+  const fixed = await readExactly(fh, path, 0, SNAPSHOT_V1_HEADER_BYTES);
+  const magic = fixed.subarray(0, 8);
+  if (magic.equals(HEAD_MAGIC_V1)) return fixed;
+  if (!magic.equals(HEAD_MAGIC_V2)) throw new StorageCorruptError(path, 0, 'not a snapshot file');
+  if (trailerAt < SNAPSHOT_V2_HEADER_BYTES) {
+    throw new StorageCorruptError(
+      path,
+      0,
+      `snapshot file of ${trailerAt + SNAPSHOT_TRAILER_BYTES} bytes is shorter than its header+trailer`,
+    );
+  }
+  const length = (await readExactly(fh, path, 24, 4)).readUInt32LE(0);
+  if (length > MAX_SNAPSHOT_CONFIG_BYTES) {
+    throw new StorageCorruptError(
+      path,
+      24,
+      `snapshot configuration of ${length} bytes is over the limit of ${MAX_SNAPSHOT_CONFIG_BYTES}`,
+    );
+  }
+  if (SNAPSHOT_V2_HEADER_BYTES + length > trailerAt) {
+    throw new StorageCorruptError(
+      path,
+      24,
+      `snapshot configuration of ${length} bytes runs past the data into the trailer`,
+    );
+  }
+  return readExactly(fh, path, 0, SNAPSHOT_V2_HEADER_BYTES + length);
+}
+
+/** The configuration a version 2 header carries (none when its length is 0, and never in version 1). */
+function decodeConfig(header: Buffer, path: string): ConfState | undefined {
+  if (header.length <= SNAPSHOT_V1_HEADER_BYTES) return undefined; // version 1
+  const bytes = header.subarray(CONFIG_OFFSET);
+  if (bytes.length === 0) return undefined;
+  try {
+    return decodeConfState(bytes);
+  } catch (err) {
+    throw new StorageCorruptError(
+      path,
+      CONFIG_OFFSET,
+      `snapshot configuration does not decode: ${err instanceof Error ? err.message : String(err)}`,
+    );
+  }
+}
+
+async function readExactly(fh: FileHandle, path: string, at: number, length: number): Promise<Buffer> {
+  const buf = Buffer.alloc(length);
+  let got = 0;
+  while (got < length) {
+    const { bytesRead } = await fh.read(buf, got, length - got, at + got);
+    if (bytesRead === 0) throw new StorageCorruptError(path, at + got, 'snapshot file ends early');
+    got += bytesRead;
+  }
+  return buf;
 }
 
 /**
@@ -193,9 +288,9 @@ export async function* readSnapshotChunks(
       const chunk = Buffer.allocUnsafe(want);
       let got = 0;
       while (got < want) {
-        const { bytesRead } = await fh.read(chunk, got, want - got, SNAPSHOT_HEADER_BYTES + done + got);
+        const { bytesRead } = await fh.read(chunk, got, want - got, info.headerBytes + done + got);
         if (bytesRead === 0) {
-          throw new StorageCorruptError(path, SNAPSHOT_HEADER_BYTES + done + got, 'snapshot data ends early');
+          throw new StorageCorruptError(path, info.headerBytes + done + got, 'snapshot data ends early');
         }
         got += bytesRead;
       }
@@ -206,7 +301,7 @@ export async function* readSnapshotChunks(
     if (crc !== info.dataCrc) {
       throw new StorageCorruptError(
         path,
-        SNAPSHOT_HEADER_BYTES,
+        info.headerBytes,
         `snapshot data checksum mismatch over ${done} bytes`,
       );
     }

@@ -1,3 +1,4 @@
+import { sameConfState } from '../raft/confstate.js';
 import type { Entry, HardState, SnapshotMeta } from '../raft/types.js';
 
 export type { SnapshotMeta } from '../raft/types.js';
@@ -56,8 +57,21 @@ export interface Storage {
    * Make the staged snapshot with this meta the current one, atomically. The log then keeps only the entries after
    * `meta.index`, and only if the stored entry at `meta.index` has `meta.term` (§7: "If existing log entry has same
    * index and term as snapshot's last included entry, retain log entries following it"); otherwise it is emptied.
+   * The staged snapshot is found by index and term, and keeps the configuration it was staged with; a `meta` that
+   * names a configuration must name that one (see sameSnapshotConfig), or the install is refused.
    */
   installStagedSnapshot(meta: SnapshotMeta): Promise<void>;
 
   close(): Promise<void>;
+}
+
+/**
+ * Whether a caller's `given` meta agrees with the configuration of the snapshot `stored` holds at the same index and
+ * term: when `given` names a configuration, it must be the stored one; when it names only index and term, any is.
+ * Two snapshots at the same index and term cannot rightly differ here: by the Log Matching Property (§5.3) they
+ * cover the same log prefix, and so the same latest configuration in it (§7, thesis §5.1).
+ */
+export function sameSnapshotConfig(stored: SnapshotMeta, given: SnapshotMeta): boolean {
+  if (given.config === undefined) return true;
+  return stored.config !== undefined && sameConfState(stored.config, given.config);
 }

@@ -13,6 +13,9 @@
 //   HARD_STATE     2  [u64 term][u64 commit][vote, UTF-8...]
 //   TRUNCATE       3  [u64 from]            every entry at or after `from` written before is void
 //   SNAPSHOT_MARK  4  [u64 index][u64 term] the snapshot now current; entries up to `index` are superseded
+//
+// A SNAPSHOT_MARK names the snapshot by index and term only: its configuration (SnapshotMeta.config) is kept in the
+// snapshot file, which is where load() reads the meta from (file.ts explains why the mark needs no more).
 
 import type { Entry, EntryType, HardState } from '../raft/types.js';
 import { crc32 } from '../util/crc32.js';

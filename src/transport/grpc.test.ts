@@ -473,3 +473,148 @@ describe('GrpcTransport', () => {
     expect(Date.now() - started).toBeLessThan(5_000);
   });
 });
+
+describe('GrpcTransport.setPeers (membership changes, thesis chapter 4)', () => {
+  // Short backoffs: these tests watch streams being refused and reopened.
+  const quick: Partial<GrpcTransportOptions> = { reconnectBackoffMinMs: 10, reconnectBackoffMaxMs: 100 };
+  const peerLines = (node: Node): LogLine[] => node.lines.filter((l) => l.msg.startsWith('raft peer '));
+
+  it('adds a peer to a transport that started with none; messages flow once both sides know each other', async () => {
+    const [portA, portB] = (await freePorts(2)) as [number, number];
+    const pa = { id: 'a', grpcAddress: `127.0.0.1:${portA}` };
+    const pb = { id: 'b', grpcAddress: `127.0.0.1:${portB}` };
+    const a = await startNode('a', portA, [], quick);
+    const b = await startNode('b', portB, [], quick);
+    a.transport.send([heartbeat('a', 'b', 0)]);
+    expect(a.transport.stats()).toMatchObject({ droppedMessages: 1, streamsOpened: 0 });
+
+    a.transport.setPeers([pa, pb]); // the entry for a itself is ignored
+    expect(peerLines(a).map((l) => [l.msg, l.fields])).toEqual([
+      ['raft peer added', { peer: 'b', address: pb.grpcAddress }],
+    ]);
+    // b does not know a yet: it refuses a's stream, as from any unknown node.
+    let seq = 1;
+    await keepDoingUntil(
+      'b refuses a',
+      () => a.transport.send([heartbeat('a', 'b', seq++)]),
+      () => b.transport.stats().rejectedStreams > 0,
+    );
+    expect(b.received).toEqual([]);
+    expect(b.lines.find((l) => l.level === 'warn')?.msg).toMatch(/unknown node id "a"/);
+
+    b.transport.setPeers([pa]);
+    await keepDoingUntil(
+      'b receives from a',
+      () => a.transport.send([heartbeat('a', 'b', seq++)]),
+      () => b.received.length > 0,
+    );
+    b.transport.send([heartbeat('b', 'a', 1)]);
+    await waitFor('a receives from b', () => a.received.length === 1);
+    expect(a.received).toStrictEqual([heartbeat('b', 'a', 1)]);
+  });
+
+  it('removing a peer stops delivery both ways, ends its stream, and refuses its new ones', async () => {
+    const { nodes, peers } = await cluster(['a', 'b'], quick);
+    const [a, b] = nodes as [Node, Node];
+    // One message each way, delivered: nothing is in flight afterwards.
+    a.transport.send([heartbeat('a', 'b', 1)]);
+    b.transport.send([heartbeat('b', 'a', 1)]);
+    await waitFor('both delivered', () => a.received.length === 1 && b.received.length === 1);
+
+    a.transport.setPeers([peers[0]!]);
+    expect(peerLines(a).map((l) => [l.msg, l.fields])).toEqual([
+      ['raft peer removed', { peer: 'b', address: peers[1]!.grpcAddress, incomingCallsEnded: 1 }],
+    ]);
+    const dropped = a.transport.stats().droppedMessages;
+    a.transport.send([heartbeat('a', 'b', 2)]);
+    expect(a.transport.stats().droppedMessages).toBe(dropped + 1);
+
+    // b's open stream to a was ended with PERMISSION_DENIED; the streams it opens next are refused.
+    let seq = 2;
+    await keepDoingUntil(
+      'a refuses a new stream from b',
+      () => b.transport.send([heartbeat('b', 'a', seq++)]),
+      () => a.transport.stats().rejectedStreams > 0,
+    );
+    expect(a.received).toHaveLength(1);
+    expect(b.received).toHaveLength(1);
+    expect(b.lines.find((l) => l.msg === 'raft stream to peer failed')?.fields).toMatchObject({
+      peer: 'a',
+      code: 'PERMISSION_DENIED',
+      details: 'node b is no longer a peer of a in cluster "test-cluster"',
+    });
+    expect(a.lines.filter((l) => l.level === 'warn').map((l) => l.msg)).toEqual([
+      'dropping message to unknown peer',
+      expect.stringMatching(/^unknown node id "b": not a peer of a/),
+    ]);
+
+    // Added back, b is heard again.
+    a.transport.setPeers(peers);
+    await keepDoingUntil(
+      'a hears b again',
+      () => b.transport.send([heartbeat('b', 'a', seq++)]),
+      () => a.received.length > 1,
+    );
+    a.transport.send([heartbeat('a', 'b', 3)]);
+    await waitFor('b hears a again', () => b.received.length === 2);
+  });
+
+  it('an address change reconnects to the new address', async () => {
+    const { nodes, peers } = await cluster(['a', 'b'], quick);
+    const [a, b] = nodes as [Node, Node];
+    a.transport.send([heartbeat('a', 'b', 1)]);
+    await waitFor('the old b receives', () => b.received.length === 1);
+
+    // b moves to another address; the old one keeps listening, so a message that still went there would show.
+    const moved = { id: 'b', grpcAddress: `127.0.0.1:${await freePort()}` };
+    const b2 = await startNode('b', portOf(moved), peers, quick);
+    const opened = a.transport.stats().streamsOpened;
+    a.transport.setPeers([peers[0]!, moved]);
+    expect(peerLines(a).map((l) => [l.msg, l.fields])).toEqual([
+      ['raft peer address changed', { peer: 'b', from: peers[1]!.grpcAddress, to: moved.grpcAddress }],
+    ]);
+    a.transport.send([heartbeat('a', 'b', 2)]);
+    await waitFor('the new b receives', () => b2.received.length === 1);
+    expect(b2.received).toStrictEqual([heartbeat('a', 'b', 2)]);
+    expect(b.received).toHaveLength(1);
+    expect(a.transport.stats().streamsOpened).toBe(opened + 1);
+  });
+
+  it('is idempotent, ignores self, and throws on duplicates without changing anything', async () => {
+    const { nodes, peers } = await cluster(['a', 'b', 'c'], quick);
+    const [a, b, c] = nodes as [Node, Node, Node];
+    a.transport.send([heartbeat('a', 'b', 1), heartbeat('a', 'c', 1)]);
+    await waitFor('b and c receive', () => b.received.length === 1 && c.received.length === 1);
+    const before = a.transport.stats();
+
+    a.transport.setPeers([...peers].reverse());
+    a.transport.setPeers(peers.filter((p) => p.id !== 'a'));
+    expect(() => a.transport.setPeers([...peers, { id: 'c', grpcAddress: peers[2]!.grpcAddress }])).toThrow(
+      'GrpcTransport: peer c is listed twice',
+    );
+    expect(() => a.transport.setPeers([peers[1]!, { id: 'b', grpcAddress: '127.0.0.1:1' }])).toThrow(
+      'GrpcTransport: peer b is listed twice',
+    );
+    // The healthy streams carry on: nothing was reopened, nothing was dropped or logged.
+    a.transport.send([heartbeat('a', 'b', 2), heartbeat('a', 'c', 2)]);
+    await waitFor('b and c receive again', () => b.received.length === 2 && c.received.length === 2);
+    expect(a.transport.stats()).toMatchObject({
+      streamsOpened: before.streamsOpened,
+      streamFailures: 0,
+      droppedMessages: 0,
+    });
+    expect(peerLines(a)).toEqual([]);
+
+    const { logger } = captureLogger();
+    expect(
+      () =>
+        new GrpcTransport({
+          self: 'x',
+          clusterId: 'c',
+          listenAddress: '',
+          peers: [peers[1]!, peers[1]!],
+          logger,
+        }),
+    ).toThrow('GrpcTransport: peer b is listed twice');
+  });
+});

@@ -55,7 +55,10 @@ export interface GrpcTransportOptions {
   readonly clusterId: string;
   /** `host:port` to serve on. Port 0 picks a free port; read it from `port` after start(). */
   readonly listenAddress: string;
-  /** The other members. An entry for `self` is ignored. Streams from ids not listed here are rejected. */
+  /**
+   * The other members at the start; setPeers() changes them. An entry for `self` is ignored; an id listed twice
+   * throws. Streams from ids not listed here are rejected.
+   */
   readonly peers: readonly PeerAddress[];
   readonly logger: Logger;
   /** Largest gRPC message (one Batch) sent or accepted. Default 64 MiB. */
@@ -168,9 +171,19 @@ interface PeerLink {
 
 type State = 'new' | 'starting' | 'running' | 'closed';
 
+/** An open incoming call (message stream or snapshot transfer), registered while it runs. */
+interface IncomingCall {
+  /** The peer that opened it (admitted by checkCaller). */
+  readonly from: NodeId;
+  /** Ends the call because this transport is closing. */
+  readonly shutdown: () => void;
+  /** Ends the call because `from` is no longer a peer (setPeers). */
+  readonly revoke: (details: string) => void;
+}
+
 /** An outgoing snapshot transfer, registered for its peer while it runs. */
 interface OutgoingSnapshot {
-  /** Why it was aborted (the transport closed), or null. */
+  /** Why it was aborted (the transport closed, the peer was removed or moved), or null. */
   aborted: string | null;
   /** Cancels the call; set once it is open. */
   cancel: () => void;
@@ -192,8 +205,8 @@ export class GrpcTransport implements Transport {
   private readonly maxSnapshotBytes: number;
   private readonly links = new Map<NodeId, PeerLink>();
   private readonly channelOptions: grpc.ChannelOptions;
-  /** Ends each open incoming call — used by close(). */
-  private readonly incoming = new Set<() => void>();
+  /** Every open incoming call — ended by close(), and by setPeers() when its sender is removed. */
+  private readonly incoming = new Set<IncomingCall>();
   /** Outgoing snapshot transfers by peer: at most one per peer. */
   private readonly outgoingSnapshots = new Map<NodeId, OutgoingSnapshot>();
   /** Peers with an incoming snapshot transfer running: at most one per peer. */
@@ -247,20 +260,8 @@ export class GrpcTransport implements Transport {
           `(${this.maxMessageBytes - SNAPSHOT_CHUNK_OVERHEAD}), not ${this.snapshotChunkBytes}`,
       );
     }
-    for (const peer of options.peers) {
-      if (peer.id === this.self) continue;
-      if (this.links.has(peer.id)) throw new Error(`GrpcTransport: peer ${peer.id} is listed twice`);
-      this.links.set(peer.id, {
-        id: peer.id,
-        address: peer.grpcAddress,
-        client: null,
-        call: null,
-        accepted: false,
-        retryAt: 0,
-        backoffMs: this.backoffMinMs,
-        lastFailure: null,
-        outbox: [],
-      });
+    for (const [id, address] of this.peerAddresses(options.peers)) {
+      this.links.set(id, this.newLink(id, address));
     }
     this.channelOptions = {
       'grpc.max_send_message_length': this.maxMessageBytes,
@@ -385,6 +386,96 @@ export class GrpcTransport implements Transport {
       const envelopes = link.outbox;
       link.outbox = [];
       if (envelopes.length > 0) this.write(link, envelopes);
+    }
+  }
+
+  /**
+   * Changes the peers while running (membership changes, thesis chapter 4: a server uses the latest configuration
+   * in its log, committed or not, thesis §4.1, so the runtime calls this whenever that changes). Compared by id:
+   *
+   * - a new id gets a link, connected lazily by the next send() to it, as at start;
+   * - a removed id loses its link: its outgoing stream is cancelled (batches queued in it are dropped), a snapshot
+   *   transfer to it fails, and its open incoming streams and transfers are ended with PERMISSION_DENIED; from then
+   *   on its new calls are refused as from any unknown node (which also keeps a removed server from disrupting the
+   *   cluster with RequestVotes, thesis §4.2.3);
+   * - a changed address drops the link's stream and connection (and a snapshot transfer to the old address) and
+   *   reconnects to the new address on the next send(); the peer's incoming calls are left alone;
+   * - an unchanged id and address keeps its link as it is, stream and backoff included.
+   *
+   * An entry for this node is ignored. An id listed twice throws, and nothing changes.
+   */
+  setPeers(peers: readonly PeerAddress[]): void {
+    const next = this.peerAddresses(peers);
+    for (const link of [...this.links.values()]) {
+      const address = next.get(link.id);
+      if (address === link.address) continue;
+      if (address === undefined) {
+        this.links.delete(link.id);
+        this.dropLink(link, `${link.id} is no longer a peer of ${this.self}`);
+        const details =
+          `node ${link.id} is no longer a peer of ${this.self} ` +
+          `in cluster ${JSON.stringify(this.clusterId)}`;
+        const calls = [...this.incoming].filter((call) => call.from === link.id);
+        for (const call of calls) call.revoke(details);
+        this.log.info(
+          { peer: link.id, address: link.address, incomingCallsEnded: calls.length },
+          'raft peer removed',
+        );
+      } else {
+        this.dropLink(link, `the address of ${link.id} changed from ${link.address} to ${address}`);
+        this.links.set(link.id, this.newLink(link.id, address));
+        this.log.info({ peer: link.id, from: link.address, to: address }, 'raft peer address changed');
+      }
+    }
+    for (const [id, address] of next) {
+      if (this.links.has(id)) continue;
+      this.links.set(id, this.newLink(id, address));
+      this.log.info({ peer: id, address }, 'raft peer added');
+    }
+  }
+
+  /** The peers by id, without this node; throws for an id listed twice. */
+  private peerAddresses(peers: readonly PeerAddress[]): Map<NodeId, string> {
+    const out = new Map<NodeId, string>();
+    for (const peer of peers) {
+      if (peer.id === this.self) continue;
+      if (out.has(peer.id)) throw new Error(`GrpcTransport: peer ${peer.id} is listed twice`);
+      out.set(peer.id, peer.grpcAddress);
+    }
+    return out;
+  }
+
+  private newLink(id: NodeId, address: string): PeerLink {
+    return {
+      id,
+      address,
+      client: null,
+      call: null,
+      accepted: false,
+      retryAt: 0,
+      backoffMs: this.backoffMinMs,
+      lastFailure: null,
+      outbox: [],
+    };
+  }
+
+  /**
+   * Ends what `link` has open: its stream (cancelled, so batches still queued in it are dropped; its end is then
+   * ignored, since it is no longer the link's call), its connection, and an outgoing snapshot transfer to its peer
+   * (which fails with `reason`). The link is not used again.
+   */
+  private dropLink(link: PeerLink, reason: string): void {
+    const call = link.call;
+    link.call = null;
+    call?.cancel();
+    link.client?.close();
+    link.client = null;
+    this.counters.droppedMessages += link.outbox.length;
+    link.outbox = [];
+    const transfer = this.outgoingSnapshots.get(link.id);
+    if (transfer !== undefined) {
+      transfer.aborted ??= reason;
+      transfer.cancel();
     }
   }
 
@@ -577,10 +668,11 @@ export class GrpcTransport implements Transport {
     callback: grpc.sendUnaryData<StreamClosed>,
   ): void {
     let ended = false;
+    let registered: IncomingCall | null = null;
     const end = (status: Partial<grpc.StatusObject> | null): void => {
       if (ended) return;
       ended = true;
-      this.incoming.delete(endOk);
+      if (registered !== null) this.incoming.delete(registered);
       if (status === null) callback(null, {});
       else callback(status);
     };
@@ -593,7 +685,7 @@ export class GrpcTransport implements Transport {
     // The sender went away (cancelled, connection lost): nothing to answer.
     const forget = (): void => {
       ended = true;
-      this.incoming.delete(endOk);
+      if (registered !== null) this.incoming.delete(registered);
     };
     call.on('cancelled', forget);
     call.on('close', forget);
@@ -614,7 +706,12 @@ export class GrpcTransport implements Transport {
       return;
     }
     const { from } = caller;
-    this.incoming.add(endOk);
+    registered = {
+      from,
+      shutdown: endOk,
+      revoke: (details) => end({ code: grpc.status.PERMISSION_DENIED, details }),
+    };
+    this.incoming.add(registered);
     // Response headers now tell the sender its stream was accepted (it resets its backoff).
     call.sendMetadata(new grpc.Metadata());
 
@@ -825,10 +922,11 @@ export class GrpcTransport implements Transport {
     callback: grpc.sendUnaryData<SnapshotAck>,
   ): void {
     let ended = false;
+    let registered: IncomingCall | null = null;
     const end = (status: Partial<grpc.StatusObject> | null, ack?: SnapshotAck): void => {
       if (ended) return;
       ended = true;
-      this.incoming.delete(shutdown);
+      if (registered !== null) this.incoming.delete(registered);
       if (status === null) callback(null, ack);
       else callback(status);
     };
@@ -846,7 +944,7 @@ export class GrpcTransport implements Transport {
     // The sender went away (cancelled, deadline, connection lost), or we answered: nothing more to answer.
     call.on('cancelled', () => {
       ended = true;
-      this.incoming.delete(shutdown);
+      if (registered !== null) this.incoming.delete(registered);
       reader?.fail(new Error('the call was cancelled (sender gone, deadline exceeded or connection lost)'));
     });
     call.on('error', (err: Error) => {
@@ -878,7 +976,15 @@ export class GrpcTransport implements Transport {
       return;
     }
     this.incomingSnapshots.add(from);
-    this.incoming.add(shutdown);
+    registered = {
+      from,
+      shutdown,
+      revoke: (details) => {
+        reader?.fail(new Error(details));
+        end({ code: grpc.status.PERMISSION_DENIED, details });
+      },
+    };
+    this.incoming.add(registered);
     // Before anything reads the call (the reader starts reading at once).
     limitReadAhead(call, SNAPSHOT_READ_AHEAD);
     reader = new CallReader<SnapshotChunk>(call);
@@ -999,7 +1105,7 @@ export class GrpcTransport implements Transport {
       link.client = null;
       link.outbox = [];
     }
-    for (const endOk of [...this.incoming]) endOk();
+    for (const call of [...this.incoming]) call.shutdown();
     const server = this.server;
     this.server = null;
     if (server === null) return;

@@ -5,7 +5,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import * as grpc from '@grpc/grpc-js';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { InstallSnapshot, Message, NodeId } from '../raft/types.js';
+import type { ConfState, InstallSnapshot, Message, NodeId } from '../raft/types.js';
 import type { SnapshotMeta, SnapshotSource } from '../storage/storage.js';
 import { crc32 } from '../util/crc32.js';
 import { captureLogger, type LogLine } from '../../test/helpers/logger.js';
@@ -270,6 +270,28 @@ describe('GrpcTransport snapshots', () => {
     expect(a.transport.stats().snapshotsSent).toBe(2);
   });
 
+  it('carries the configuration in force at the snapshot’s index (header field 8, thesis §5.1)', async () => {
+    const config: ConfState = {
+      voters: ['a', 'b', 'd'],
+      outgoing: ['a', 'b', 'c'],
+      learners: ['e'],
+      context: '{"d":"127.0.0.1:7004"}',
+    };
+    const received: InstallSnapshot[] = [];
+    const { a } = await pair(async (m, chunks) => {
+      received.push(m);
+      for await (const _chunk of chunks);
+    });
+    const withConfig: SnapshotMeta = { index: 120, term: 7, config };
+    await a.transport.sendSnapshot(
+      installSnapshot('b', withConfig),
+      lazySource([100], undefined, withConfig),
+    );
+    // Without one (a snapshot from before membership changes), it arrives without one: no `config` key at all.
+    await a.transport.sendSnapshot(installSnapshot('b'), lazySource([100]));
+    expect(received).toStrictEqual([installSnapshot('b', withConfig), installSnapshot('b')]);
+  });
+
   it('rejects with the receiver’s error when its handler fails, and stops reading the source', async () => {
     const { a, b } = await pair(async (_m, chunks) => {
       let n = 0;
@@ -480,6 +502,68 @@ describe('GrpcTransport snapshots', () => {
     await rejected2;
   });
 
+  it('setPeers cancels transfers to a removed or moved peer, and ends one from a removed sender', async () => {
+    // A source that never ends by itself.
+    const stuck: SnapshotSource = {
+      meta,
+      size: 10 * MiB,
+      chunks: async function* () {
+        yield new Uint8Array(1000);
+        await new Promise(() => {});
+      },
+    };
+    /** A pair whose transfer from a to b is running (b has its first bytes), and what b's handler saw. */
+    const running = async () => {
+      const { seen, handler } = hashingHandler();
+      const nodes = await pair(handler);
+      const transfer = nodes.a.transport.sendSnapshot(installSnapshot('b'), stuck);
+      await waitFor('b has the first bytes', () => seen.bytes === 1000);
+      return { ...nodes, seen, transfer };
+    };
+
+    // The sender removes the receiver.
+    const removed = await running();
+    const rejected = expect(removed.transfer).rejects.toThrow(
+      'snapshot transfer to b: b is no longer a peer of a',
+    );
+    removed.a.transport.setPeers([]);
+    await rejected;
+    await waitFor('b gives up', () => removed.b.transport.stats().snapshotsFailed === 1);
+    expect(removed.seen.error?.message).toMatch(/snapshot from a: .*1000 of 10485760 bytes/);
+    await expect(removed.a.transport.sendSnapshot(installSnapshot('b'), lazySource([10]))).rejects.toThrow(
+      'snapshot transfer to b: unknown peer',
+    );
+
+    // The receiver moves: the transfer to the old address fails; the next one goes to the new address.
+    const moved = await running();
+    const elsewhere = await startNode(
+      'b',
+      [{ id: 'a', grpcAddress: '127.0.0.1:1' }],
+      hashingHandler().handler,
+    );
+    const rejected2 = expect(moved.transfer).rejects.toThrow(
+      `snapshot transfer to b: the address of b changed from ${moved.b.address} to ${elsewhere.address}`,
+    );
+    moved.a.transport.setPeers([{ id: 'b', grpcAddress: elsewhere.address }]);
+    await rejected2;
+    await moved.a.transport.sendSnapshot(installSnapshot('b'), lazySource([10]));
+    expect(elsewhere.transport.stats().snapshotsReceived).toBe(1);
+    expect(moved.b.transport.stats().snapshotsReceived).toBe(0);
+
+    // The receiver removes the sender: its transfer is ended, and a new one refused.
+    const revoked = await running();
+    const rejected3 = expect(revoked.transfer).rejects.toThrow(
+      'snapshot transfer to b: PERMISSION_DENIED: node a is no longer a peer of b in cluster "test-cluster"',
+    );
+    revoked.b.transport.setPeers([]);
+    await rejected3;
+    await waitFor('b counts the failure', () => revoked.b.transport.stats().snapshotsFailed === 1);
+    expect(revoked.seen.error?.message).toMatch(/no longer a peer of b/);
+    await expect(revoked.a.transport.sendSnapshot(installSnapshot('b'), lazySource([10]))).rejects.toThrow(
+      /PERMISSION_DENIED: unknown node id "a"/,
+    );
+  });
+
   it('drops an InstallSnapshot message given to send(), with a warning', async () => {
     const { a } = await pair(undefined);
     const snapshotMessage: Message = installSnapshot('b');
@@ -604,6 +688,44 @@ describe('GrpcTransport snapshots', () => {
           snapshotsFailed: 6,
           rejectedStreams: 7,
         });
+      } finally {
+        client.close();
+      }
+    });
+
+    it('is refused when its configuration does not decode, before the handler sees it', async () => {
+      const { seen, handler } = hashingHandler();
+      const { b } = await pair(handler);
+      const client = new grpc.Client(b.address, grpc.credentials.createInsecure());
+      try {
+        const bytes = pseudoRandom(10, 3);
+        const text = new TextEncoder();
+        for (const [config, reason] of [
+          ['not json', /not JSON/],
+          ['{"voters":["a"],"outgoing":[],"learners":["a"]}', /a is both a learner and a voter/],
+          ['[]', /"voters" must be a list of node ids/],
+        ] as const) {
+          const result = await rawTransfer(client, [
+            header(10, { config: text.encode(config) }),
+            data(bytes),
+            trailer(crc32(bytes)),
+          ]);
+          expect(result.error?.code, config).toBe(grpc.status.INVALID_ARGUMENT);
+          expect(result.error?.details).toMatch(/^snapshot from a: /);
+          expect(result.error?.details).toMatch(reason);
+        }
+        expect(seen.message).toBeNull();
+        expect(b.transport.stats()).toMatchObject({ rejectedStreams: 3, snapshotsReceived: 0 });
+
+        // The same by hand with a good configuration is accepted, and the handler gets it decoded.
+        const good = { voters: ['a', 'b'], outgoing: [], learners: [], context: '' };
+        const ok = await rawTransfer(client, [
+          header(10, { config: text.encode(JSON.stringify(good)) }),
+          data(bytes),
+          trailer(crc32(bytes)),
+        ]);
+        expect(ok).toEqual({ error: null, ack: { accepted: true, error: '' } });
+        expect(seen.message?.snapshot).toStrictEqual({ index: 120, term: 7, config: good });
       } finally {
         client.close();
       }

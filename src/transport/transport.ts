@@ -39,6 +39,14 @@ export interface Transport {
    * breaks or times out, the peer is unknown or unreachable, or a transfer to the same peer is already running.
    */
   sendSnapshot(message: InstallSnapshot, source: SnapshotSource): Promise<void>;
+  /**
+   * Replace the set of peers while running (membership changes, thesis chapter 4). New ids become reachable;
+   * removed ids lose their link (queued messages to them are dropped, a snapshot transfer to them fails) and their
+   * calls to this node are ended and refused from then on, as from any unknown node; a changed address is dialled
+   * anew. An entry for this node is ignored; an id listed twice throws and changes nothing. Peers whose address is
+   * unchanged keep their connection: calling it with the same peers changes nothing.
+   */
+  setPeers(peers: readonly PeerAddress[]): void;
   close(): Promise<void>;
 }
 
