@@ -10,11 +10,13 @@ import { ProcessCluster } from './helpers/processes.js';
 import { waitFor } from './helpers/wait.js';
 
 const bin = fileURLToPath(new URL('../bin/rafting', import.meta.url));
-const electionTimeoutMaxMs = 300;
+// Wider than the default 150-300 ms: the whole suite runs on two cores in parallel, and starting a node process
+// takes a core for a moment; what is checked is that no Raft step stalls writes for an election timeout.
+const electionTimeoutMaxMs = 600;
 
 interface Members {
   config: { index: number; voters: string[]; learners: string[]; outgoing: string[]; joint: boolean };
-  members: { id: string; role: string }[];
+  members: { id: string; role: string; reachable: boolean | null }[];
   leader: string | null;
 }
 
@@ -89,7 +91,15 @@ describe('growing, replacing and shrinking a running cluster from the CLI', () =
   let current: string[] = [];
 
   beforeAll(async () => {
-    cluster = await ProcessCluster.start(3, { request_timeout_ms: 2000 }, { durable: true });
+    cluster = await ProcessCluster.start(
+      3,
+      {
+        request_timeout_ms: 2000,
+        election_timeout_min_ms: 300,
+        election_timeout_max_ms: electionTimeoutMaxMs,
+      },
+      { durable: true },
+    );
     await cluster.waitForLeader();
     current = ['node1', 'node2', 'node3'];
   });
@@ -99,9 +109,12 @@ describe('growing, replacing and shrinking a running cluster from the CLI', () =
 
   it('3 -> 5 -> replace a member (the leader) -> 3 under write load: no write lost, no stall', async () => {
     const writers = new Writers(cluster, () => current);
+    const phases: [string, number][] = [];
+    const mark = (what: string) => phases.push([what, Date.now()]);
     writers.start(4);
     const url = () => cluster.url(current[0]!);
     const run = async (args: string[]) => {
+      mark(args.join(' '));
       const result = await cli(args, url());
       expect(result, `rafting members ${args.join(' ')}\n${cluster.dump()}`).toMatchObject({ code: 0 });
       return result.out;
@@ -169,7 +182,13 @@ describe('growing, replacing and shrinking a running cluster from the CLI', () =
     }
     // Availability: adding, promoting and removing members (the leader included) never stopped writes for longer
     // than an election timeout.
-    expect(writers.longestGapMs()).toBeLessThan(electionTimeoutMaxMs);
+    const t0 = phases[0]?.[1] ?? 0;
+    const gaps = writers.successes.slice(1).map((t, i) => [t - (writers.successes[i] ?? 0), t - t0]);
+    const timeline = JSON.stringify({
+      phases: phases.map(([what, t]) => [what, t - t0]),
+      longestGaps: gaps.sort((x, y) => (y[0] ?? 0) - (x[0] ?? 0)).slice(0, 5),
+    });
+    expect(writers.longestGapMs(), timeline).toBeLessThan(electionTimeoutMaxMs);
   });
 });
 
@@ -284,23 +303,26 @@ describe('the membership API refuses what it cannot do, with the reason', () => 
     const current = await cluster.waitForLeader();
     const [down, other] = cluster.ids.filter((id) => id !== current);
     await cluster.kill(down!);
-    // Removing the healthy follower would leave {leader, down}: both needed, one unreachable.
-    const res = await waitFor('the leader to notice the dead node', async () => {
-      const r = await request('DELETE', `${cluster.url(current)}/cluster/members/${other}`);
-      return r.status === 409 ? r : undefined;
+    await waitFor(`the leader to see ${down} unreachable`, async () => {
+      const view = await members(cluster, current);
+      return view.members.find((m) => m.id === down)?.reachable === false;
     });
+    // Removing the healthy follower would leave {leader, down}: both needed, one unreachable.
+    const res = await request('DELETE', `${cluster.url(current)}/cluster/members/${other}`);
+    expect(res.status).toBe(409);
     expect(res.body).toMatchObject({ error: { code: 'no_quorum' } });
     expect((await members(cluster, current)).config.voters).toHaveLength(3);
   });
 
   it('the CLI names the problem and exits non-zero', async () => {
-    const missing = await cli(['add', 'node8'], cluster.url('node1'));
+    const live = cluster.running()[0]!;
+    const missing = await cli(['add', 'node8'], cluster.url(live));
     expect(missing.code).toBe(2);
     expect(missing.err).toMatch(/--grpc-address HOST:PORT and --web-address HOST:PORT are required/);
-    const unknown = await cli(['frobnicate'], cluster.url('node1'));
+    const unknown = await cli(['frobnicate'], cluster.url(live));
     expect(unknown.code).toBe(2);
     expect(unknown.err).toMatch(/unknown subcommand "frobnicate"/);
-    const stranger = await cli(['remove', 'node9'], cluster.url('node1'));
+    const stranger = await cli(['remove', 'node9'], cluster.url(live));
     expect(stranger.code).toBe(1);
     expect(stranger.err).toMatch(/node9 is not a member of the cluster/);
   });

@@ -22,6 +22,8 @@ export interface MemberInfo extends MemberAddress {
   readonly outgoing: boolean;
   /** Leader only: the highest index known replicated on the member; null elsewhere and for the leader itself. */
   readonly matchIndex: number | null;
+  /** Leader only: the member answered within the last election timeout; null on other nodes. */
+  readonly reachable: boolean | null;
 }
 
 /** The configuration in force as the API shows it (GET /cluster/members, GET /status). */

@@ -369,6 +369,10 @@ export class RaftNode implements KvService {
       role: c.learners.includes(id) ? 'learner' : 'voter',
       outgoing: c.outgoing.includes(id),
       matchIndex: matches.get(id) ?? null,
+      reachable:
+        this.#raft.role !== 'leader'
+          ? null
+          : id === this.id || this.#raft.memberProgress(id)?.recentlyActive === true,
     }));
   }
 
@@ -427,14 +431,10 @@ export class RaftNode implements KvService {
     let best: { id: NodeId; match: number } | null = null;
     for (const id of this.#raft.config.voters) {
       const p = this.#raft.memberProgress(id);
-      if (id === this.id || p === undefined || !this.#recentlyActive(p.idleTicks)) continue;
+      if (id === this.id || p === undefined || !p.recentlyActive) continue;
       if (best === null || p.match > best.match) best = { id, match: p.match };
     }
     return best?.id ?? null;
-  }
-
-  #recentlyActive(idleTicks: number | null): boolean {
-    return idleTicks !== null && idleTicks <= electionTicks(this.#config).min;
   }
 
   /** Resolves once learner `id` is close enough to the leader's log to vote; see learnerMaxLagEntries. */
@@ -442,7 +442,7 @@ export class RaftNode implements KvService {
     const maxLag = this.#config.learnerMaxLagEntries;
     const lag = (): number | null => {
       const p = this.#raft.memberProgress(id);
-      if (p === undefined || !this.#recentlyActive(p.idleTicks)) return null;
+      if (p === undefined || !p.recentlyActive) return null;
       return this.#raft.log.lastIndex() - p.match;
     };
     const now = lag();

@@ -112,6 +112,8 @@ export interface MemberProgress {
   readonly match: number;
   /** Ticks since the member last answered, or null if it never did in this term. */
   readonly idleTicks: number | null;
+  /** It answered within the last election timeout: it counts as reachable for a membership change. */
+  readonly recentlyActive: boolean;
 }
 
 export interface RaftLimits {
@@ -306,7 +308,12 @@ export class Raft {
   memberProgress(id: NodeId): MemberProgress | undefined {
     const pr = this.#progress.get(id);
     if (pr === undefined) return undefined;
-    return { match: pr.match, idleTicks: pr.activeAt < 0 ? null : this.#ticks - pr.activeAt };
+    const idleTicks = pr.activeAt < 0 ? null : this.#ticks - pr.activeAt;
+    return {
+      match: pr.match,
+      idleTicks,
+      recentlyActive: idleTicks !== null && idleTicks <= this.#electionTicksMin,
+    };
   }
 
   // ---------------------------------------------------------------------------------------------------------
@@ -1054,7 +1061,7 @@ export class Raft {
     // A change whose new voters could not form a majority now would stall the cluster until they can: refuse it.
     // "Reachable": this leader, and voters that answered within the last election timeout.
     const reachable = next.voters.filter(
-      (id) => id === this.id || (this.memberProgress(id)?.idleTicks ?? Infinity) <= this.#electionTicksMin,
+      (id) => id === this.id || this.memberProgress(id)?.recentlyActive === true,
     );
     if (reachable.length * 2 <= next.voters.length) {
       return {
