@@ -137,6 +137,7 @@ describe('REST API', () => {
       lastLogIndex: expect.any(Number),
       firstLogIndex: 1,
       snapshotIndex: 0,
+      config: { index: 0, voters: ['node1'], learners: [], outgoing: [], joint: false },
       peers: [],
     });
   });

@@ -406,13 +406,14 @@ describe('client commands', () => {
 describe('cluster', () => {
   /** A stand-in for `rafting run`: logs like pino, then runs until SIGTERM (or exits at once with `exitCode`). */
   function fakeNodeProcess(exitCode?: number): CliDeps['nodeProcess'] {
+    // The SIGTERM handler goes in before the first line is printed: the test signals once it has seen the lines.
     const script = `
       const id = process.argv[1];
+      const keepAlive = setInterval(() => {}, 1000);
+      process.on('SIGTERM', () => { console.log('bye'); clearInterval(keepAlive); });
       console.log(JSON.stringify({ level: 30, time: Date.now(), node: id, msg: 'became follower at term 1' }));
       console.error('plain stderr from ' + id);
       if (${exitCode ?? 'undefined'} !== undefined) process.exit(${exitCode ?? 0});
-      const keepAlive = setInterval(() => {}, 1000);
-      process.on('SIGTERM', () => { console.log('bye'); clearInterval(keepAlive); });
     `;
     return ({ nodeId }) => ({ command: process.execPath, args: ['-e', script, nodeId] });
   }
@@ -436,10 +437,15 @@ describe('cluster', () => {
     const status = main(['cluster'], h.deps);
     await until(() => h.out().includes('Ctrl-C stops every node.'));
     expect(h.out()).toContain('node2 leads at term 1.');
-    for (const id of ['node1', 'node2', 'node3']) {
-      expect(h.out()).toContain(`${id} | became follower at term 1\n`);
-      expect(h.err()).toContain(`${id} | plain stderr from ${id}\n`);
-    }
+    // The banner may come before a slow child's first line: wait for each line instead of assuming an order.
+    const ids = ['node1', 'node2', 'node3'];
+    await until(() =>
+      ids.every(
+        (id) =>
+          h.out().includes(`${id} | became follower at term 1\n`) &&
+          h.err().includes(`${id} | plain stderr from ${id}\n`),
+      ),
+    );
     h.signal('SIGINT');
     expect(await status).toBe(0);
     expect(h.out()).toContain('stopping 3 node(s)');
