@@ -1,7 +1,14 @@
 // `rafting [run] -n NODE_ID -c CONFIG`: runs one node until SIGINT or SIGTERM.
 
 import pino from 'pino';
-import { addressPattern, ConfigError, loadClusterConfig, nodeConfig } from '../config/load.js';
+import {
+  addressPattern,
+  ConfigError,
+  configDefaults,
+  idPattern,
+  loadClusterConfig,
+  nodeConfig,
+} from '../config/load.js';
 import type { ClusterConfig } from '../config/types.js';
 import type { MembersResult } from '../node/api.js';
 import { DEFAULT_CONFIG_PATH, expectPositionals, parseCommandLine, UsageError } from './args.js';
@@ -115,6 +122,9 @@ async function joinConfig(
   }
   const client = new RaftingClient([base], { fetch: io.fetch, retryForMs: 3000, requestTimeoutMs: 30_000 });
   let cluster: MembersResult = await client.members();
+  if (typeof cluster.clusterId !== 'string' || !idPattern.test(cluster.clusterId)) {
+    throw new ClientError('bad_response', `${base} answered an unusable cluster id`);
+  }
   let self = cluster.members.find((m) => m.id === nodeId);
   if (self === undefined) {
     if (grpcAddress === undefined || webAddress === undefined) {
@@ -137,8 +147,21 @@ async function joinConfig(
         'remove it first to change its addresses',
     );
   }
+  // The settings come from another process: take only the known ones, and only sound values.
+  const settings = { ...configDefaults } as Record<keyof typeof configDefaults, number>;
+  for (const key of Object.keys(configDefaults) as (keyof typeof configDefaults)[]) {
+    const value: unknown = (cluster.settings as Partial<Record<string, unknown>>)[key];
+    if (value === undefined) continue;
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) {
+      throw new ClientError(
+        'bad_response',
+        `${base} answered an unusable setting ${key}: ${JSON.stringify(value)}`,
+      );
+    }
+    settings[key] = value;
+  }
   return {
-    ...cluster.settings,
+    ...settings,
     clusterId: cluster.clusterId,
     nodes: cluster.members.map((m) => ({
       id: m.id,
