@@ -1,0 +1,86 @@
+// Summaries of V8 .cpuprofile files (node --cpu-prof): where the samples fell, by function, self time only.
+// `node dist/bench/profile.js FILE...` prints the top of each; `npm run bench -- --profile` writes one per
+// profiled node into <out>/profiles/.
+
+import { readFile } from 'node:fs/promises';
+import { pathToFileURL } from 'node:url';
+
+interface CallFrame {
+  readonly functionName: string;
+  readonly url: string;
+  readonly lineNumber: number;
+}
+
+interface ProfileNode {
+  readonly id: number;
+  readonly callFrame: CallFrame;
+}
+
+export interface CpuProfile {
+  readonly nodes: readonly ProfileNode[];
+  readonly startTime: number;
+  readonly endTime: number;
+  readonly samples: readonly number[];
+}
+
+export interface SelfTime {
+  /** "name file:line", or V8's own entries: (garbage collector), (program), (idle). */
+  readonly frame: string;
+  readonly samples: number;
+  /** Share of all samples, idle included. */
+  readonly percent: number;
+  readonly ms: number;
+}
+
+function shortUrl(url: string): string {
+  if (url === '') return '';
+  const path = url.replace(/^file:\/\//, '');
+  const nm = path.lastIndexOf('node_modules/');
+  if (nm >= 0) return path.slice(nm + 'node_modules/'.length);
+  const dist = path.lastIndexOf('/dist/');
+  if (dist >= 0) return path.slice(dist + 1);
+  return path;
+}
+
+/** Self time per function (same name, file and line taken together), largest first. */
+export function selfTimes(profile: CpuProfile): SelfTime[] {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n] as const));
+  const counts = new Map<string, number>();
+  for (const id of profile.samples) {
+    const f = byId.get(id)?.callFrame;
+    if (f === undefined) continue;
+    const where = shortUrl(f.url);
+    const key = `${f.functionName === '' ? '(anonymous)' : f.functionName}${where === '' ? '' : ` ${where}:${f.lineNumber + 1}`}`;
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
+  const total = profile.samples.length;
+  const msPerSample = total > 0 ? (profile.endTime - profile.startTime) / 1000 / total : 0;
+  return [...counts]
+    .map(([frame, samples]) => ({
+      frame,
+      samples,
+      percent: total > 0 ? Math.round((samples / total) * 1000) / 10 : 0,
+      ms: Math.round(samples * msPerSample),
+    }))
+    .sort((a, b) => b.samples - a.samples);
+}
+
+/** The top `n` lines, and the share that was not idle. */
+export function summarizeProfile(profile: CpuProfile, n = 25): string {
+  const all = selfTimes(profile);
+  const idle = all.find((s) => s.frame === '(idle)')?.percent ?? 0;
+  const lines = [
+    `busy ${(100 - idle).toFixed(1)}% of ${((profile.endTime - profile.startTime) / 1e6).toFixed(1)} s`,
+  ];
+  for (const s of all.slice(0, n))
+    lines.push(`${s.percent.toFixed(1).padStart(5)}%  ${String(s.ms).padStart(6)} ms  ${s.frame}`);
+  return lines.join('\n');
+}
+
+export async function summarizeFile(path: string, n = 25): Promise<string> {
+  return summarizeProfile(JSON.parse(await readFile(path, 'utf8')) as CpuProfile, n);
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  for (const file of process.argv.slice(2)) process.stdout.write(`${file}\n${await summarizeFile(file)}\n\n`);
+}
