@@ -65,16 +65,55 @@ export function selfTimes(profile: CpuProfile): SelfTime[] {
     .sort((a, b) => b.samples - a.samples);
 }
 
-/** The top `n` lines, and the share that was not idle. */
+/**
+ * Where a frame's code lives: a package (fastify, @grpc/grpc-js), one of our directories (dist/node), Node's
+ * own JavaScript (node built-ins), native code without a script (C++ bindings such as writev), or V8's own
+ * entries ((program), (garbage collector), (idle)).
+ */
+export function origin(frame: string): string {
+  if (frame.startsWith('(') && frame.endsWith(')')) return frame;
+  const where = frame.slice(frame.lastIndexOf(' ') + 1);
+  if (!frame.includes(' ') || !where.includes(':')) return 'native (no script)';
+  if (where.startsWith('node:')) return 'node built-ins';
+  if (where.startsWith('dist/')) return where.split('/').slice(0, 2).join('/');
+  const parts = where.split('/');
+  return parts[0]!.startsWith('@') ? `${parts[0]}/${parts[1] ?? ''}` : parts[0]!;
+}
+
+/** Self time summed by origin (see above), largest first. */
+export function selfTimesByOrigin(times: readonly SelfTime[]): SelfTime[] {
+  const merged = new Map<string, { samples: number; ms: number }>();
+  let total = 0;
+  for (const t of times) {
+    const key = origin(t.frame);
+    const m = merged.get(key) ?? { samples: 0, ms: 0 };
+    merged.set(key, { samples: m.samples + t.samples, ms: m.ms + t.ms });
+    total += t.samples;
+  }
+  return [...merged]
+    .map(([frame, m]) => ({
+      frame,
+      samples: m.samples,
+      percent: total > 0 ? Math.round((m.samples / total) * 1000) / 10 : 0,
+      ms: m.ms,
+    }))
+    .sort((a, b) => b.samples - a.samples);
+}
+
+/** The share that was not idle, the top origins, and the top `n` functions. */
 export function summarizeProfile(profile: CpuProfile, n = 25): string {
   const all = selfTimes(profile);
   const idle = all.find((s) => s.frame === '(idle)')?.percent ?? 0;
-  const lines = [
-    `busy ${(100 - idle).toFixed(1)}% of ${((profile.endTime - profile.startTime) / 1e6).toFixed(1)} s`,
-  ];
-  for (const s of all.slice(0, n))
-    lines.push(`${s.percent.toFixed(1).padStart(5)}%  ${String(s.ms).padStart(6)} ms  ${s.frame}`);
-  return lines.join('\n');
+  const seconds = (profile.endTime - profile.startTime) / 1e6;
+  const row = (s: SelfTime) =>
+    `${s.percent.toFixed(1).padStart(5)}%  ${String(s.ms).padStart(6)} ms  ${s.frame}`;
+  return [
+    `busy ${(100 - idle).toFixed(1)}% of ${seconds.toFixed(1)} s (the whole life of the process)`,
+    'by origin:',
+    ...selfTimesByOrigin(all).slice(0, 12).map(row),
+    'by function:',
+    ...all.slice(0, n).map(row),
+  ].join('\n');
 }
 
 export async function summarizeFile(path: string, n = 25): Promise<string> {

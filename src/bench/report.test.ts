@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { distribution, nearestRank, summarizeFailover, type Trial } from './failover.js';
 import { parseOptions, UsageError } from './options.js';
-import { selfTimes, type CpuProfile } from './profile.js';
+import { origin, selfTimes, selfTimesByOrigin, type CpuProfile } from './profile.js';
 import { formatMs, formatRate, formatTable, ratio, workloadTable } from './report.js';
 import type { CellResult } from './throughput.js';
 
@@ -172,6 +172,25 @@ describe('selfTimes', () => {
       { frame: 'encode dist/kv/command.js:10', samples: 2, percent: 50, ms: 2 },
       { frame: 'parse fastify/lib/x.js:1', samples: 1, percent: 25, ms: 1 },
       { frame: '(idle)', samples: 1, percent: 25, ms: 1 },
+    ]);
+  });
+});
+
+describe('origin', () => {
+  it('names the package, our directory, Node itself, native code or V8', () => {
+    expect(origin('encode dist/kv/command.js:10')).toBe('dist/kv');
+    expect(origin('parse fastify/lib/x.js:1')).toBe('fastify');
+    expect(origin('write @grpc/grpc-js/build/src/x.js:5')).toBe('@grpc/grpc-js');
+    expect(origin('emit node:events:471')).toBe('node built-ins');
+    expect(origin('writev')).toBe('native (no script)');
+    expect(origin('(garbage collector)')).toBe('(garbage collector)');
+  });
+
+  it('sums self time by origin', () => {
+    const t = (frame: string, samples: number) => ({ frame, samples, percent: samples, ms: samples });
+    expect(selfTimesByOrigin([t('a dist/kv/x.js:1', 2), t('b dist/kv/y.js:1', 3), t('writev', 4)])).toEqual([
+      { frame: 'dist/kv', samples: 5, percent: 55.6, ms: 5 },
+      { frame: 'native (no script)', samples: 4, percent: 44.4, ms: 4 },
     ]);
   });
 });

@@ -9,6 +9,7 @@ import type { BenchCluster, SystemName } from './cluster.js';
 import { EtcdCluster } from './etcd.js';
 import { cpuSeconds } from './procs.js';
 import { RaftingCluster } from './rafting.js';
+import { formatMs } from './report.js';
 import {
   benchValue,
   combine,
@@ -286,7 +287,8 @@ export function describeCell(cell: CellResult): string {
     return `${cell.system} ${cell.workload} c=${cell.connections}: ${cell.error ?? 'no result'}`;
   return (
     `${cell.system.padEnd(7)} ${cell.workload} c=${cell.connections}: ${Math.round(r.okPerSecond)} req/s, ` +
-    `p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, p99.9 ${r.latencyMs.p999} ms, ${r.errors} errors; ` +
+    `p50 ${formatMs(r.latencyMs.p50)} ms, p99 ${formatMs(r.latencyMs.p99)} ms, p99.9 ${formatMs(r.latencyMs.p999)} ms, ` +
+    `${r.errors} errors; ` +
     `cpu servers ${cell.cpu?.serversPercent ?? '?'}%, wrk ${cell.cpu?.wrkPercent ?? '?'}%` +
     (cell.leaderChanged ? ' (LEADER CHANGED during the run)' : '')
   );
