@@ -150,7 +150,7 @@ async function main(): Promise<number> {
   if (cells.length > 0) sections.push(cpuTable(cells, systems));
   if (failover.trials.length > 0) sections.push(failoverTable(summaries));
   if (cells.some((c) => c.leaderChanged)) sections.push('* the leader changed during that run');
-  if (options.profile) sections.push(await profileSummaries(out));
+  if (options.profile) sections.push(await profileSummaries(out, options.durationS));
   const failedCells = cells.filter((c) => c.error !== null);
   const header =
     `Rafting vs etcd, ${machine.date.slice(0, 10)}: ${machine.cores} cores (${machine.cpuModel}), Node ${machine.node}, ` +
@@ -191,18 +191,24 @@ async function main(): Promise<number> {
   return failedCells.length > 0 || failover.notes.length > 0 ? 1 : 0;
 }
 
-/** The top self-time functions of every profile the run kept, written beside them and returned. */
-async function profileSummaries(out: string): Promise<string> {
+/**
+ * The top self-time functions of every profile the run kept, over the measured run only (each node stops right
+ * after it), written beside them; the leaders' are returned.
+ */
+async function profileSummaries(out: string, durationS: number): Promise<string> {
   const dir = join(out, 'profiles');
   const files = (await readdir(dir).catch(() => [] as string[]))
     .filter((f) => f.endsWith('.cpuprofile'))
     .sort();
   const parts: string[] = [];
-  for (const f of files) parts.push(`${f}\n${await summarizeFile(join(dir, f), 20)}`);
+  for (const f of files) parts.push(`${f}\n${await summarizeFile(join(dir, f), 20, durationS)}`);
   if (parts.length === 0) return 'no profiles were written';
   await writeFile(join(dir, 'summary.txt'), parts.join('\n\n') + '\n');
   const leaders = parts.filter((p) => p.split('\n')[0]!.includes('-leader'));
-  return `CPU profiles of the leaders (self time); every node's in ${dir}/summary.txt\n\n${leaders.join('\n\n')}`;
+  return (
+    `CPU profiles of the leaders (self time over the last ${durationS} s); every node's in ${dir}/summary.txt\n\n` +
+    leaders.join('\n\n')
+  );
 }
 
 main().then(

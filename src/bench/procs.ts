@@ -51,10 +51,10 @@ export function clockTicksPerSecond(): number {
 }
 
 /**
- * utime + stime from the text of /proc/<pid>/stat, in clock ticks. The command name (field 2) is in
+ * utime and stime from the text of /proc/<pid>/stat, in clock ticks. The command name (field 2) is in
  * parentheses and may contain spaces or parentheses itself, so fields are counted from the last ')'.
  */
-export function parseStatTicks(stat: string): number {
+export function parseStat(stat: string): { user: number; system: number } {
   const close = stat.lastIndexOf(')');
   if (close < 0) throw new Error('not a /proc/<pid>/stat line');
   // After ')' come field 3 (state) onward; utime and stime are fields 14 and 15.
@@ -62,16 +62,24 @@ export function parseStatTicks(stat: string): number {
     .slice(close + 1)
     .trim()
     .split(/\s+/);
-  const utime = Number(fields[14 - 3]);
-  const stime = Number(fields[15 - 3]);
-  if (!Number.isFinite(utime) || !Number.isFinite(stime)) throw new Error('malformed /proc/<pid>/stat');
-  return utime + stime;
+  const user = Number(fields[14 - 3]);
+  const system = Number(fields[15 - 3]);
+  if (!Number.isFinite(user) || !Number.isFinite(system)) throw new Error('malformed /proc/<pid>/stat');
+  return { user, system };
 }
 
-/** CPU seconds the process has used so far (all its threads), or undefined when it is gone. */
-export function cpuSeconds(pid: number): number | undefined {
+/** utime + stime, in clock ticks. */
+export function parseStatTicks(stat: string): number {
+  const { user, system } = parseStat(stat);
+  return user + system;
+}
+
+/** CPU seconds the process has used so far (all its threads), in user and kernel mode; undefined when gone. */
+export function cpuTimes(pid: number): { user: number; system: number } | undefined {
   try {
-    return parseStatTicks(readFileSync(`/proc/${pid}/stat`, 'utf8')) / clockTicksPerSecond();
+    const { user, system } = parseStat(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    const hz = clockTicksPerSecond();
+    return { user: user / hz, system: system / hz };
   } catch {
     return undefined;
   }

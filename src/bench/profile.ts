@@ -21,6 +21,8 @@ export interface CpuProfile {
   readonly startTime: number;
   readonly endTime: number;
   readonly samples: readonly number[];
+  /** µs between consecutive samples (the first from startTime). */
+  readonly timeDeltas?: readonly number[];
 }
 
 export interface SelfTime {
@@ -40,6 +42,27 @@ function shortUrl(url: string): string {
   const dist = path.lastIndexOf('/dist/');
   if (dist >= 0) return path.slice(dist + 1);
   return path;
+}
+
+/**
+ * The profile cut to its last `seconds` (the measured run, when the process was stopped right after it), or
+ * the whole of it when it has no sample times.
+ */
+export function lastSeconds(profile: CpuProfile, seconds: number): CpuProfile {
+  const deltas = profile.timeDeltas;
+  if (deltas === undefined || deltas.length !== profile.samples.length) return profile;
+  const from = profile.endTime - seconds * 1e6;
+  let t = profile.startTime;
+  const samples: number[] = [];
+  const kept: number[] = [];
+  profile.samples.forEach((id, i) => {
+    t += deltas[i]!;
+    if (t >= from) {
+      samples.push(id);
+      kept.push(deltas[i]!);
+    }
+  });
+  return { ...profile, startTime: Math.max(profile.startTime, from), samples, timeDeltas: kept };
 }
 
 /** Self time per function (same name, file and line taken together), largest first. */
@@ -108,7 +131,8 @@ export function summarizeProfile(profile: CpuProfile, n = 25): string {
   const row = (s: SelfTime) =>
     `${s.percent.toFixed(1).padStart(5)}%  ${String(s.ms).padStart(6)} ms  ${s.frame}`;
   return [
-    `busy ${(100 - idle).toFixed(1)}% of ${seconds.toFixed(1)} s (the whole life of the process)`,
+    `main thread busy ${(100 - idle).toFixed(1)}% of ${seconds.toFixed(1)} s (wall-clock samples: time the thread ` +
+      'was preempted counts as busy)',
     'by origin:',
     ...selfTimesByOrigin(all).slice(0, 12).map(row),
     'by function:',
@@ -116,10 +140,16 @@ export function summarizeProfile(profile: CpuProfile, n = 25): string {
   ].join('\n');
 }
 
-export async function summarizeFile(path: string, n = 25): Promise<string> {
-  return summarizeProfile(JSON.parse(await readFile(path, 'utf8')) as CpuProfile, n);
+/** A .cpuprofile file's summary; only its last `seconds` when given. */
+export async function summarizeFile(path: string, n = 25, seconds?: number): Promise<string> {
+  const profile = JSON.parse(await readFile(path, 'utf8')) as CpuProfile;
+  return summarizeProfile(seconds === undefined ? profile : lastSeconds(profile, seconds), n);
 }
 
+// node dist/bench/profile.js [--last SECONDS] FILE...
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
-  for (const file of process.argv.slice(2)) process.stdout.write(`${file}\n${await summarizeFile(file)}\n\n`);
+  const args = process.argv.slice(2);
+  const at = args.indexOf('--last');
+  const seconds = at >= 0 ? Number(args.splice(at, 2)[1]) : undefined;
+  for (const file of args) process.stdout.write(`${file}\n${await summarizeFile(file, 25, seconds)}\n\n`);
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { distribution, nearestRank, summarizeFailover, type Trial } from './failover.js';
 import { parseOptions, UsageError } from './options.js';
-import { origin, selfTimes, selfTimesByOrigin, type CpuProfile } from './profile.js';
+import { lastSeconds, origin, selfTimes, selfTimesByOrigin, type CpuProfile } from './profile.js';
 import { formatMs, formatRate, formatTable, ratio, workloadTable } from './report.js';
 import type { CellResult } from './throughput.js';
 
@@ -54,7 +54,7 @@ function cell(system: 'rafting' | 'etcd', connections: number, okPerSecond: numb
       latencyMs: { p50: 1, p99, p999: p99 * 2, max: p99 * 3 },
       wrkCpuSeconds: 1,
     },
-    cpu: { wrkPercent: 10, servers: {}, serversPercent: 100 },
+    cpu: { wrkPercent: 10, servers: {}, serversPercent: 100, serversSystemPercent: 40 },
   };
 }
 
@@ -192,5 +192,21 @@ describe('origin', () => {
       { frame: 'dist/kv', samples: 5, percent: 55.6, ms: 5 },
       { frame: 'native (no script)', samples: 4, percent: 44.4, ms: 4 },
     ]);
+  });
+});
+
+describe('lastSeconds', () => {
+  it('keeps the samples of the last seconds only', () => {
+    const profile: CpuProfile = {
+      startTime: 0,
+      endTime: 3_000_000,
+      nodes: [{ id: 1, callFrame: { functionName: 'f', url: '', lineNumber: 0 } }],
+      samples: [1, 1, 1],
+      timeDeltas: [500_000, 1_000_000, 1_000_000], // at 0.5 s, 1.5 s and 2.5 s
+    };
+    const cut = lastSeconds(profile, 2);
+    expect(cut.samples).toHaveLength(2);
+    expect(cut.startTime).toBe(1_000_000);
+    expect(lastSeconds({ ...profile, timeDeltas: undefined as never }, 2).samples).toHaveLength(3);
   });
 });

@@ -92,7 +92,7 @@ export function workloadTable(
 /** Server CPU per request (µs, all members together) and in % of one core; wrk's CPU in % of one core. */
 export function cpuTable(results: readonly CellResult[], systems: readonly SystemName[]): string {
   const header = ['workload', 'conns'];
-  for (const s of systems) header.push(`${s} servers %`, 'µs/req', 'wrk %');
+  for (const s of systems) header.push(`${s} servers %`, 'kernel %', 'µs/req', 'wrk %');
   const keys = [...new Set(results.map((r) => `${r.workload}|${r.connections}`))];
   const rows = keys.map((k) => {
     const [workload, c] = k.split('|') as [WorkloadName, string];
@@ -100,19 +100,23 @@ export function cpuTable(results: readonly CellResult[], systems: readonly Syste
     for (const s of systems) {
       const r = cell(results, s, workload, Number(c));
       if (r?.cpu === null || r?.cpu === undefined || r.result === null) {
-        row.push('–', '–', '–');
+        row.push('–', '–', '–', '–');
         continue;
       }
       const ok = r.result.okPerSecond;
       row.push(
         String(r.cpu.serversPercent),
+        String(r.cpu.serversSystemPercent),
         ok > 0 ? String(Math.round((r.cpu.serversPercent / 100 / ok) * 1e6)) : '–',
         String(r.cpu.wrkPercent),
       );
     }
     return row;
   });
-  return `CPU (% of one core over the measured run; µs/req = all members' CPU per successful request)\n${formatTable(header, rows)}`;
+  return (
+    'CPU (% of one core over the measured run, all members together; kernel: the part in system calls; µs/req: ' +
+    `the members' CPU per successful request)\n${formatTable(header, rows)}`
+  );
 }
 
 export function failoverTable(summaries: readonly FailoverSummary[]): string {

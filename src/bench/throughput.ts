@@ -7,7 +7,7 @@ import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BenchCluster, SystemName } from './cluster.js';
 import { EtcdCluster } from './etcd.js';
-import { cpuSeconds } from './procs.js';
+import { cpuTimes } from './procs.js';
 import { RaftingCluster } from './rafting.js';
 import { formatMs } from './report.js';
 import {
@@ -38,6 +38,8 @@ export interface CpuUse {
   /** Each member's CPU, in % of one core. */
   readonly servers: Readonly<Record<string, number>>;
   readonly serversPercent: number;
+  /** The part of serversPercent spent in the kernel (system calls, fsync, loopback networking). */
+  readonly serversSystemPercent: number;
 }
 
 export interface CellResult {
@@ -148,7 +150,7 @@ async function measure(
     });
   }
   const pids = new Map(cluster.ids.map((id) => [id, cluster.pid(id)] as const));
-  const before = new Map([...pids].map(([id, pid]) => [id, pid === undefined ? undefined : cpuSeconds(pid)]));
+  const before = new Map([...pids].map(([id, pid]) => [id, pid === undefined ? undefined : cpuTimes(pid)]));
   const started = performance.now();
   const runs = await runWrk({
     wrk: ctx.wrk,
@@ -160,10 +162,13 @@ async function measure(
   });
   const wallS = (performance.now() - started) / 1000;
   const servers: Record<string, number> = {};
+  let systemS = 0;
   for (const [id, pid] of pids) {
     const a = before.get(id);
-    const b = pid === undefined ? undefined : cpuSeconds(pid);
-    if (a !== undefined && b !== undefined) servers[id] = percent(b - a, wallS);
+    const b = pid === undefined ? undefined : cpuTimes(pid);
+    if (a === undefined || b === undefined) continue;
+    servers[id] = percent(b.user + b.system - a.user - a.system, wallS);
+    systemS += b.system - a.system;
   }
   const result = combine(runs);
   const after = await cluster.agreedLeader();
@@ -181,6 +186,7 @@ async function measure(
       wrkPercent: percent(result.wrkCpuSeconds, wallS),
       servers,
       serversPercent: Math.round(Object.values(servers).reduce((x, y) => x + y, 0)),
+      serversSystemPercent: percent(systemS, wallS),
     },
   };
 }
@@ -289,7 +295,8 @@ export function describeCell(cell: CellResult): string {
     `${cell.system.padEnd(7)} ${cell.workload} c=${cell.connections}: ${Math.round(r.okPerSecond)} req/s, ` +
     `p50 ${formatMs(r.latencyMs.p50)} ms, p99 ${formatMs(r.latencyMs.p99)} ms, p99.9 ${formatMs(r.latencyMs.p999)} ms, ` +
     `${r.errors} errors; ` +
-    `cpu servers ${cell.cpu?.serversPercent ?? '?'}%, wrk ${cell.cpu?.wrkPercent ?? '?'}%` +
+    `cpu servers ${cell.cpu?.serversPercent ?? '?'}% (kernel ${cell.cpu?.serversSystemPercent ?? '?'}%), ` +
+    `wrk ${cell.cpu?.wrkPercent ?? '?'}%` +
     (cell.leaderChanged ? ' (LEADER CHANGED during the run)' : '')
   );
 }
