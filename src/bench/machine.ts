@@ -45,7 +45,9 @@ export function run(command: string, args: readonly string[], timeoutMs = 30_000
       { timeout: timeoutMs, env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, maxBuffer: 8 << 20 },
       (error, stdout, stderr) => {
         const code = error === null ? 0 : typeof error.code === 'number' ? error.code : 1;
-        resolve({ code, output: `${stdout}${stderr}` });
+        // A command that could not start (ENOENT) or was killed prints nothing: say why instead.
+        const why = error !== null && typeof error.code !== 'number' ? error.message : '';
+        resolve({ code, output: `${stdout}${stderr}${why}` });
       },
     );
   });
