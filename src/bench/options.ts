@@ -1,0 +1,125 @@
+// npm run bench -- [options]: the command line, parsed into bounded options.
+
+import { join } from 'node:path';
+import { systems, type SystemName } from './cluster.js';
+import { workloadNames, type WorkloadName } from './workloads.js';
+
+export const usage = `usage: npm run bench -- [options]
+  --quick                a smoke run of a few seconds per workload: put-leader and mix at 1 and 64
+                         connections, 2 s each, 3 failover trials
+  --duration SECONDS     measured time per workload and concurrency (default 10; 1-600)
+  --warmup SECONDS       load before each measurement, not counted (default 2, quick 1; 0-60)
+  --only rafting|etcd    one system only
+  --workloads LIST       comma-separated: ${workloadNames.join(',')} (default all)
+  --concurrency LIST     connections, comma-separated (default 1,16,64,256; each 1-1024)
+  --failover-trials N    leader kills per system on a 5-node cluster (default 20, quick 3; 0-200)
+  --no-throughput        failover only
+  --seed N               seed of the failover kill moments (default random)
+  --profile              run Rafting's nodes under node --cpu-prof (profiles in <out>/profiles)
+  --out DIR              results directory (default results/bench-<timestamp>)`;
+
+export interface BenchOptions {
+  readonly quick: boolean;
+  readonly durationS: number;
+  readonly warmupS: number;
+  readonly systems: readonly SystemName[];
+  readonly workloads: readonly WorkloadName[];
+  readonly concurrency: readonly number[];
+  readonly failoverTrials: number;
+  readonly throughput: boolean;
+  readonly seed: number;
+  readonly profile: boolean;
+  readonly out: string;
+  /** Keys written before a read workload. */
+  readonly preloadKeys: number;
+}
+
+export class UsageError extends Error {}
+
+const valued = [
+  '--duration',
+  '--warmup',
+  '--only',
+  '--workloads',
+  '--concurrency',
+  '--failover-trials',
+  '--seed',
+  '--out',
+];
+const flags = ['--quick', '--no-throughput', '--profile'];
+
+export function defaultOut(now: Date = new Date()): string {
+  return join('results', `bench-${now.toISOString().replace(/[:.]/g, '-')}`);
+}
+
+function list(raw: string): string[] {
+  return raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '');
+}
+
+export function parseOptions(argv: readonly string[], random: () => number = Math.random): BenchOptions {
+  const values = new Map<string, string>();
+  const set = new Set<string>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--help' || arg === '-h') throw new UsageError('');
+    if (flags.includes(arg)) {
+      set.add(arg);
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    const [name, inline] = eq > 0 ? [arg.slice(0, eq), arg.slice(eq + 1)] : [arg, undefined];
+    if (!valued.includes(name)) throw new UsageError(`unknown option ${arg}`);
+    const value = inline ?? argv[++i];
+    if (value === undefined) throw new UsageError(`${name} needs a value`);
+    values.set(name, value);
+  }
+  const int = (name: string, fallback: number, min: number, max: number): number => {
+    const raw = values.get(name);
+    if (raw === undefined) return fallback;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      throw new UsageError(`${name}: expected an integer from ${min} to ${max}, got ${raw}`);
+    }
+    return n;
+  };
+  const quick = set.has('--quick');
+  const only = values.get('--only');
+  if (only !== undefined && !(systems as readonly string[]).includes(only)) {
+    throw new UsageError(`--only: rafting or etcd, got ${only}`);
+  }
+  const chosenWorkloads = list(
+    values.get('--workloads') ?? (quick ? 'put-leader,mix' : workloadNames.join(',')),
+  );
+  for (const w of chosenWorkloads) {
+    if (!(workloadNames as readonly string[]).includes(w)) {
+      throw new UsageError(`--workloads: unknown ${JSON.stringify(w)}; known: ${workloadNames.join(', ')}`);
+    }
+  }
+  const concurrency = list(values.get('--concurrency') ?? (quick ? '1,64' : '1,16,64,256')).map((c) => {
+    const n = Number(c);
+    if (!Number.isInteger(n) || n < 1 || n > 1024) {
+      throw new UsageError(`--concurrency: expected integers from 1 to 1024, got ${c}`);
+    }
+    return n;
+  });
+  if (chosenWorkloads.length === 0 || concurrency.length === 0) {
+    throw new UsageError('--workloads and --concurrency need at least one entry');
+  }
+  return {
+    quick,
+    durationS: int('--duration', quick ? 2 : 10, 1, 600),
+    warmupS: int('--warmup', quick ? 1 : 2, 0, 60),
+    systems: only === undefined ? systems : [only as SystemName],
+    workloads: [...new Set(chosenWorkloads)] as WorkloadName[],
+    concurrency: [...new Set(concurrency)],
+    failoverTrials: int('--failover-trials', quick ? 3 : 20, 0, 200),
+    throughput: !set.has('--no-throughput'),
+    seed: int('--seed', Math.floor(random() * 1_000_000), 0, 2 ** 31 - 1),
+    profile: set.has('--profile'),
+    out: values.get('--out') ?? defaultOut(),
+    preloadKeys: quick ? 200 : 1000,
+  };
+}

@@ -1,0 +1,212 @@
+import { describe, expect, it } from 'vitest';
+import { distribution, nearestRank, summarizeFailover, type Trial } from './failover.js';
+import { parseOptions, UsageError } from './options.js';
+import { lastSeconds, origin, selfTimes, selfTimesByOrigin, type CpuProfile } from './profile.js';
+import { formatMs, formatRate, formatTable, ratio, workloadTable } from './report.js';
+import type { CellResult } from './throughput.js';
+
+describe('formatting', () => {
+  it('ratio is rafting / etcd with two decimals, a dash when it cannot be computed', () => {
+    expect(ratio(3300, 1100)).toBe('3.00×');
+    expect(ratio(1, 3)).toBe('0.33×');
+    expect(ratio(5, 0)).toBe('–');
+    expect(ratio(null, 5)).toBe('–');
+  });
+
+  it('milliseconds keep about three significant digits; rates get separators', () => {
+    expect(formatMs(0.853)).toBe('0.85');
+    expect(formatMs(12.94)).toBe('12.9');
+    expect(formatMs(112.7)).toBe('113');
+    expect(formatMs(null)).toBe('–');
+    expect(formatRate(7512.6)).toBe('7,513');
+  });
+
+  it('formatTable pads the first column left, the others right', () => {
+    expect(
+      formatTable(
+        ['a', 'bb'],
+        [
+          ['xyz', '1'],
+          ['q', '100'],
+        ],
+      ).split('\n'),
+    ).toEqual(['a     bb', '---  ---', 'xyz    1', 'q    100']);
+  });
+});
+
+function cell(system: 'rafting' | 'etcd', connections: number, okPerSecond: number, p99: number): CellResult {
+  return {
+    system,
+    workload: 'put-leader',
+    connections,
+    order: 0,
+    error: null,
+    leader: 'node1',
+    leaderChanged: false,
+    targets: [],
+    result: {
+      processes: 1,
+      durationS: 10,
+      requests: okPerSecond * 10,
+      okPerSecond,
+      errors: 0,
+      errorDetail: { connect: 0, read: 0, write: 0, status: 0, timeout: 0 },
+      latencyMs: { p50: 1, p99, p999: p99 * 2, max: p99 * 3 },
+      wrkCpuSeconds: 1,
+    },
+    cpu: { wrkPercent: 10, servers: {}, serversPercent: 100, serversSystemPercent: 40 },
+  };
+}
+
+describe('workloadTable', () => {
+  it('one row per connection count with both systems and the ratios', () => {
+    const cells = [cell('rafting', 1, 2200, 2), cell('etcd', 1, 1100, 4), cell('rafting', 16, 3000, 8)];
+    const lines = workloadTable(cells, 'put-leader', ['rafting', 'etcd'], [1, 16]).split('\n');
+    expect(lines[0]).toMatch(/^put-leader: /);
+    expect(lines[1]).toContain('req/s R/E');
+    const row1 = lines[3]!.split(/\s+/);
+    expect(row1).toEqual([
+      '1',
+      '2,200',
+      '1.00',
+      '2.00',
+      '4.00',
+      '0',
+      '1,100',
+      '1.00',
+      '4.00',
+      '8.00',
+      '0',
+      '2.00×',
+      '1.00×',
+      '0.50×',
+      '0.50×',
+    ]);
+    // etcd has no result at 16 connections: dashes, and no ratio
+    expect(lines[4]).toContain('3,000');
+    expect(lines[4]!.trim().endsWith('–')).toBe(true);
+  });
+
+  it('without etcd there are no ratio columns', () => {
+    const table = workloadTable([cell('rafting', 1, 2200, 2)], 'put-leader', ['rafting'], [1]);
+    expect(table).not.toContain('R/E');
+  });
+});
+
+describe('failover statistics', () => {
+  it('nearest-rank percentiles', () => {
+    const sorted = [10, 20, 30, 40, 50, 60, 70, 80, 90, 100];
+    expect(nearestRank(sorted, 50)).toBe(50);
+    expect(nearestRank(sorted, 90)).toBe(90);
+    expect(nearestRank([7], 90)).toBe(7);
+    expect(nearestRank([], 50)).toBeNull();
+  });
+
+  it('a trial that never found a leader counts as failed and stays out of the distribution', () => {
+    const trial = (leaderMs: number | null, writeMs: number | null): Trial => ({
+      system: 'rafting',
+      trial: 0,
+      killed: 'node1',
+      term: 1,
+      newLeader: null,
+      leaderMs,
+      writeMs,
+      writesBeforeKill: 3,
+      healthyAfter: true,
+    });
+    const s = summarizeFailover('rafting', [trial(300, 350), trial(200, 260), trial(null, null)]);
+    expect(s.trials).toBe(3);
+    expect(s.failed).toBe(1);
+    expect(s.leader).toEqual({ n: 2, min: 200, median: 200, p90: 300, max: 300 });
+    expect(distribution([]).median).toBeNull();
+  });
+});
+
+describe('parseOptions', () => {
+  it('quick mode: two workloads, two concurrencies, short runs, three failover trials', () => {
+    const o = parseOptions(['--quick'], () => 0.5);
+    expect(o.workloads).toEqual(['put-leader', 'mix']);
+    expect(o.concurrency).toEqual([1, 64]);
+    expect(o.durationS).toBe(2);
+    expect(o.failoverTrials).toBe(3);
+    expect(o.seed).toBe(500_000);
+  });
+
+  it('explicit lists and bounds', () => {
+    const o = parseOptions([
+      '--only',
+      'etcd',
+      '--workloads=get-stale,put-all',
+      '--concurrency',
+      '4,4,8',
+      '--duration',
+      '3',
+    ]);
+    expect(o.systems).toEqual(['etcd']);
+    expect(o.workloads).toEqual(['get-stale', 'put-all']);
+    expect(o.concurrency).toEqual([4, 8]);
+    expect(o.durationS).toBe(3);
+    expect(() => parseOptions(['--duration', '0'])).toThrow(UsageError);
+    expect(() => parseOptions(['--workloads', 'put-everything'])).toThrow(/unknown "put-everything"/);
+    expect(() => parseOptions(['--only', 'zookeeper'])).toThrow(UsageError);
+    expect(() => parseOptions(['--bogus'])).toThrow(/unknown option/);
+  });
+});
+
+describe('selfTimes', () => {
+  it('counts samples per function, largest first, with paths shortened', () => {
+    const profile: CpuProfile = {
+      startTime: 0,
+      endTime: 4000, // µs: 4 samples of 1 ms
+      nodes: [
+        { id: 1, callFrame: { functionName: '(idle)', url: '', lineNumber: -1 } },
+        { id: 2, callFrame: { functionName: 'encode', url: 'file:///w/dist/kv/command.js', lineNumber: 9 } },
+        {
+          id: 3,
+          callFrame: { functionName: 'parse', url: 'file:///w/node_modules/fastify/lib/x.js', lineNumber: 0 },
+        },
+      ],
+      samples: [2, 2, 3, 1],
+    };
+    expect(selfTimes(profile)).toEqual([
+      { frame: 'encode dist/kv/command.js:10', samples: 2, percent: 50, ms: 2 },
+      { frame: 'parse fastify/lib/x.js:1', samples: 1, percent: 25, ms: 1 },
+      { frame: '(idle)', samples: 1, percent: 25, ms: 1 },
+    ]);
+  });
+});
+
+describe('origin', () => {
+  it('names the package, our directory, Node itself, native code or V8', () => {
+    expect(origin('encode dist/kv/command.js:10')).toBe('dist/kv');
+    expect(origin('parse fastify/lib/x.js:1')).toBe('fastify');
+    expect(origin('write @grpc/grpc-js/build/src/x.js:5')).toBe('@grpc/grpc-js');
+    expect(origin('emit node:events:471')).toBe('node built-ins');
+    expect(origin('writev')).toBe('native (no script)');
+    expect(origin('(garbage collector)')).toBe('(garbage collector)');
+  });
+
+  it('sums self time by origin', () => {
+    const t = (frame: string, samples: number) => ({ frame, samples, percent: samples, ms: samples });
+    expect(selfTimesByOrigin([t('a dist/kv/x.js:1', 2), t('b dist/kv/y.js:1', 3), t('writev', 4)])).toEqual([
+      { frame: 'dist/kv', samples: 5, percent: 55.6, ms: 5 },
+      { frame: 'native (no script)', samples: 4, percent: 44.4, ms: 4 },
+    ]);
+  });
+});
+
+describe('lastSeconds', () => {
+  it('keeps the samples of the last seconds only', () => {
+    const profile: CpuProfile = {
+      startTime: 0,
+      endTime: 3_000_000,
+      nodes: [{ id: 1, callFrame: { functionName: 'f', url: '', lineNumber: 0 } }],
+      samples: [1, 1, 1],
+      timeDeltas: [500_000, 1_000_000, 1_000_000], // at 0.5 s, 1.5 s and 2.5 s
+    };
+    const cut = lastSeconds(profile, 2);
+    expect(cut.samples).toHaveLength(2);
+    expect(cut.startTime).toBe(1_000_000);
+    expect(lastSeconds({ ...profile, timeDeltas: undefined as never }, 2).samples).toHaveLength(3);
+  });
+});

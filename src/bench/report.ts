@@ -1,0 +1,153 @@
+// The console report: one table per workload (requests/s, p50, p99, p99.9, errors, for each system and the
+// ratio rafting/etcd), the CPU each side used, and the failover distributions.
+
+import type { SystemName } from './cluster.js';
+import type { FailoverSummary } from './failover.js';
+import type { CellResult } from './throughput.js';
+import { workloads, type WorkloadName } from './workloads.js';
+
+/** A plain-text table: the first column left-aligned, the others right-aligned, columns separated by two spaces. */
+export function formatTable(header: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]) =>
+    cells
+      .map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.map(line)].join('\n');
+}
+
+/** `a / b` as "1.23×"; "–" when either is missing or b is zero. */
+export function ratio(a: number | null | undefined, b: number | null | undefined): string {
+  if (a === null || a === undefined || b === null || b === undefined || b === 0) return '–';
+  return `${(a / b).toFixed(2)}×`;
+}
+
+/** Requests per second with thousands separators, no decimals. */
+export function formatRate(x: number | null | undefined): string {
+  if (x === null || x === undefined) return '–';
+  return Math.round(x).toLocaleString('en-US');
+}
+
+/** Milliseconds with about three significant digits: 0.853, 12.9, 113. */
+export function formatMs(x: number | null | undefined): string {
+  if (x === null || x === undefined) return '–';
+  if (x < 10) return x.toFixed(2);
+  if (x < 100) return x.toFixed(1);
+  return Math.round(x).toString();
+}
+
+function cell(
+  results: readonly CellResult[],
+  system: SystemName,
+  workload: WorkloadName,
+  connections: number,
+): CellResult | undefined {
+  return results.find((r) => r.system === system && r.workload === workload && r.connections === connections);
+}
+
+/** The table of one workload: one row per connection count. */
+export function workloadTable(
+  results: readonly CellResult[],
+  workload: WorkloadName,
+  systems: readonly SystemName[],
+  concurrency: readonly number[],
+): string {
+  const header = ['conns'];
+  for (const s of systems) header.push(`${s} req/s`, 'p50 ms', 'p99 ms', 'p99.9 ms', 'errors');
+  const both = systems.includes('rafting') && systems.includes('etcd');
+  if (both) header.push('req/s R/E', 'p50 R/E', 'p99 R/E', 'p99.9 R/E');
+  const rows = concurrency.map((c) => {
+    const row = [String(c)];
+    for (const s of systems) {
+      const r = cell(results, s, workload, c);
+      const res = r?.result ?? null;
+      if (res === null) {
+        row.push(r?.error === null || r === undefined ? '–' : 'failed', '–', '–', '–', '–');
+        continue;
+      }
+      row.push(
+        formatRate(res.okPerSecond) + (r?.leaderChanged === true ? '*' : ''),
+        formatMs(res.latencyMs.p50),
+        formatMs(res.latencyMs.p99),
+        formatMs(res.latencyMs.p999),
+        String(res.errors),
+      );
+    }
+    if (both) {
+      const a = cell(results, 'rafting', workload, c)?.result ?? null;
+      const b = cell(results, 'etcd', workload, c)?.result ?? null;
+      row.push(
+        ratio(a?.okPerSecond, b?.okPerSecond),
+        ratio(a?.latencyMs.p50, b?.latencyMs.p50),
+        ratio(a?.latencyMs.p99, b?.latencyMs.p99),
+        ratio(a?.latencyMs.p999, b?.latencyMs.p999),
+      );
+    }
+    return row;
+  });
+  return `${workload}: ${workloads[workload].description}\n${formatTable(header, rows)}`;
+}
+
+/** Server CPU per request (µs, all members together) and in % of one core; wrk's CPU in % of one core. */
+export function cpuTable(results: readonly CellResult[], systems: readonly SystemName[]): string {
+  const header = ['workload', 'conns'];
+  for (const s of systems) header.push(`${s} servers %`, 'kernel %', 'µs/req', 'wrk %');
+  const keys = [...new Set(results.map((r) => `${r.workload}|${r.connections}`))];
+  const rows = keys.map((k) => {
+    const [workload, c] = k.split('|') as [WorkloadName, string];
+    const row = [workload, c];
+    for (const s of systems) {
+      const r = cell(results, s, workload, Number(c));
+      if (r?.cpu === null || r?.cpu === undefined || r.result === null) {
+        row.push('–', '–', '–', '–');
+        continue;
+      }
+      const ok = r.result.okPerSecond;
+      row.push(
+        String(r.cpu.serversPercent),
+        String(r.cpu.serversSystemPercent),
+        ok > 0 ? String(Math.round((r.cpu.serversPercent / 100 / ok) * 1e6)) : '–',
+        String(r.cpu.wrkPercent),
+      );
+    }
+    return row;
+  });
+  return (
+    'CPU (% of one core over the measured run, all members together; kernel: the part in system calls; µs/req: ' +
+    `the members' CPU per successful request)\n${formatTable(header, rows)}`
+  );
+}
+
+export function failoverTable(summaries: readonly FailoverSummary[]): string {
+  const header = [
+    'system',
+    'trials',
+    'failed',
+    'leader min',
+    'median',
+    'p90',
+    'max',
+    'write min',
+    'median',
+    'p90',
+    'max',
+  ];
+  const rows = summaries.map((s) => [
+    s.system,
+    String(s.trials),
+    String(s.failed),
+    formatMs(s.leader.min),
+    formatMs(s.leader.median),
+    formatMs(s.leader.p90),
+    formatMs(s.leader.max),
+    formatMs(s.write.min),
+    formatMs(s.write.median),
+    formatMs(s.write.p90),
+    formatMs(s.write.max),
+  ]);
+  return (
+    'failover: ms from kill -9 of the leader (5 members) until a new leader reports itself, and until the first ' +
+    `successful write\n${formatTable(header, rows)}`
+  );
+}
