@@ -293,3 +293,63 @@ describe('snapshot decoding is strict', () => {
     );
   });
 });
+
+describe('a snapshot taken while the store goes on applying (copy on write)', () => {
+  const key = fc.constantFrom('a', 'b', 'c', 'd', 'e', 'f', 'ü', 'long-key-'.repeat(20));
+  const write = fc.oneof(
+    fc.record({ op: fc.constant('set' as const), key, value: fc.string({ maxLength: 300 }) }),
+    fc.record({ op: fc.constant('delete' as const), key }),
+    fc.record({
+      op: fc.constant('set' as const),
+      key,
+      value: fc.string({ maxLength: 5 }),
+      idempotencyKey: fc.constantFrom('i1', 'i2', 'i3'),
+    }),
+  );
+
+  it('holds exactly the state at the moment it began, whatever is applied while it is read', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(write, { maxLength: 40 }),
+        fc.array(write, { maxLength: 40 }),
+        fc.integer({ min: 16, max: 400 }),
+        async (before, during, chunkBytes) => {
+          const kv = new KvStore();
+          for (const c of before) run(kv, c);
+          const expected = bytesOf(kv, chunkBytes);
+          const view = kv.beginSnapshot(chunkBytes);
+          expect(view.lastApplied).toBe(kv.lastApplied);
+          // Interleave: one write between every two chunks, the rest at the end.
+          const chunks: Uint8Array[] = [];
+          let i = 0;
+          for await (const chunk of view.chunks()) {
+            chunks.push(Buffer.from(chunk));
+            const c = during[i++];
+            if (c !== undefined) run(kv, c);
+          }
+          for (; i < during.length; i++) run(kv, during[i] as Command);
+          expect(Buffer.concat(chunks)).toEqual(expected);
+          // Released: a new snapshot can begin, and it sees the new state.
+          const next = kv.beginSnapshot();
+          const copy = new KvStore();
+          await copy.restore(next.chunks());
+          expect(copy.entries()).toEqual(kv.entries());
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it('is one at a time, released even when never read, and a restore abandons it', async () => {
+    const kv = storeWith([['a', '1']]);
+    const view = kv.beginSnapshot();
+    expect(() => kv.beginSnapshot()).toThrow(/already being taken/);
+    view.release();
+    const again = kv.beginSnapshot(8);
+    const it = again.chunks();
+    await it.next();
+    await kv.restore(storeWith([['b', '2']]).snapshotChunks());
+    await expect(it.next()).rejects.toThrow(/abandoned/);
+    expect(() => kv.beginSnapshot().release()).not.toThrow();
+  });
+});

@@ -57,6 +57,13 @@ export class KvStore {
   readonly #data = new Map<string, StoredValue>();
   #remembered: IdempotencyTable;
   #lastApplied = 0;
+  /**
+   * While a snapshot is being taken (beginSnapshot): the value each key had when it began, for every key written
+   * since (null: it did not exist). Copy on write, key by key: the snapshot reads these instead of the live map.
+   */
+  #cow: Map<string, StoredValue | null> | null = null;
+  /** The snapshot being taken, so that restore() can abort it. */
+  #view: { aborted: boolean } | null = null;
 
   constructor(options: KvStoreOptions = {}) {
     this.#limits = {
@@ -121,6 +128,7 @@ export class KvStore {
     if (command.condition !== undefined && !holds(command.condition, current)) {
       return { op, ok: false, reason: 'condition_failed', key, current, index };
     }
+    if (this.#cow !== null && !this.#cow.has(key)) this.#cow.set(key, current);
     if (command.op === 'set') {
       this.#data.set(key, { value: command.value, index });
       return { op: 'set', ok: true, key, value: command.value, index };
@@ -143,6 +151,57 @@ export class KvStore {
   }
 
   /**
+   * Starts a point-in-time snapshot of the state (§7) that is read while the store goes on applying entries: the
+   * keys are listed now (one array of references), and every key written from now on keeps its old value aside
+   * until the snapshot is done (copy on write). `chunks()` encodes the snapshot lazily, yielding to the event loop
+   * between chunks, so taking a snapshot of a large state never stops the node for long. One at a time; a restore
+   * aborts it.
+   */
+  beginSnapshot(chunkBytes?: number): {
+    readonly lastApplied: number;
+    chunks(): AsyncGenerator<Uint8Array>;
+    /** Ends the snapshot (also when its chunks were never read); writes stop keeping old values for it. */
+    release(): void;
+  } {
+    if (this.#view !== null) throw new Error('kv: a snapshot is already being taken');
+    const view = { aborted: false };
+    const cow = new Map<string, StoredValue | null>();
+    const data = this.#data;
+    const keys = Array.from(data.keys());
+    const remembered = [...this.#remembered.entries()];
+    const lastApplied = this.#lastApplied;
+    this.#view = view;
+    this.#cow = cow;
+    const release = () => {
+      if (this.#view !== view) return;
+      this.#view = null;
+      this.#cow = null;
+    };
+    function* entries(): Generator<[string, StoredValue]> {
+      for (const key of keys) {
+        const value = cow.has(key) ? cow.get(key) : data.get(key);
+        if (value !== null && value !== undefined) yield [key, value];
+      }
+    }
+    return {
+      lastApplied,
+      release,
+      chunks: async function* () {
+        try {
+          for (const chunk of encodeSnapshot({ lastApplied, entries: entries(), remembered }, chunkBytes)) {
+            if (view.aborted)
+              throw new Error('kv: the snapshot was abandoned: a newer snapshot was restored');
+            yield chunk;
+            await new Promise<void>((resolve) => setImmediate(resolve));
+          }
+        } finally {
+          release();
+        }
+      },
+    };
+  }
+
+  /**
    * Replaces the whole state with a snapshot's (streamed); on SnapshotFormatError the state is unchanged. The
    * restored table is held to this store's limits (a no-op when, as required, every replica has the same limits).
    */
@@ -162,6 +221,11 @@ export class KvStore {
       },
     });
     remembered.expire(lastApplied);
+    if (this.#view !== null) {
+      this.#view.aborted = true;
+      this.#view = null;
+      this.#cow = null;
+    }
     this.#data.clear();
     for (const [key, value] of data) this.#data.set(key, value);
     this.#remembered = remembered;

@@ -122,6 +122,8 @@ export class RaftNode implements KvService {
   #role: Role = 'follower';
   /** The hard state as last written to storage. */
   #durable: HardState;
+  /** The hard state of the latest Ready (its commit index may not be written yet). */
+  #latestHardState: HardState;
   /** The index of the latest snapshot of the local state machine. */
   #snapshotIndex: number;
   #snapshotting = false;
@@ -137,6 +139,7 @@ export class RaftNode implements KvService {
 
   private constructor(options: RaftNodeOptions, raft: Raft, kv: KvStore, snapshotIndex: number) {
     this.#durable = raft.hardState();
+    this.#latestHardState = this.#durable;
     this.#readIndexFromLeader = options.readIndexFromLeader;
     this.id = options.id;
     this.#config = options.config;
@@ -724,9 +727,21 @@ export class RaftNode implements KvService {
       (early && m.type === 'AppendEntries' ? now : later).push(m);
     }
     if (now.length > 0) this.#transport.send(now);
-    if (rd.hardState !== undefined || rd.entries.length > 0) {
-      await this.#storage.save(rd.hardState, rd.entries);
-      if (rd.hardState !== undefined) this.#durable = rd.hardState;
+    if (rd.hardState !== undefined) this.#latestHardState = rd.hardState;
+    // Only the term, the vote and the entries must be durable before anything depends on them (Figure 2:
+    // persistent state). The commit index is kept only so that a restart re-applies less: a Ready that changes
+    // nothing else needs no write (and no fdatasync on the commit path); the commit index rides along with the
+    // next write that is needed. It never runs ahead of the stored log: the entries it covers were written by an
+    // earlier Ready, and Readies are written in order.
+    const termOrVote =
+      rd.hardState !== undefined &&
+      (rd.hardState.term !== this.#durable.term || rd.hardState.vote !== this.#durable.vote);
+    if (termOrVote || rd.entries.length > 0) {
+      const hardState = sameHardState(this.#latestHardState, this.#durable)
+        ? undefined
+        : this.#latestHardState;
+      await this.#storage.save(hardState, rd.entries);
+      if (hardState !== undefined) this.#durable = hardState;
     }
     if (later.length > 0) this.#transport.send(later);
     for (const m of rd.messages) if (m.type === 'InstallSnapshot') this.#sendSnapshot(m);
@@ -808,10 +823,11 @@ export class RaftNode implements KvService {
     if (term === undefined) return; // a newer snapshot is being installed
     // Thesis §5.1: the snapshot keeps the configuration as of its last index.
     const meta = { index, term, config: this.#raft.log.configAt(index) };
-    const chunks = [...this.#kv.snapshotChunks()];
+    // A point in time, read while the node goes on applying (copy on write, see KvStore.beginSnapshot).
+    const view = this.#kv.beginSnapshot();
     this.#snapshotting = true;
     void (async () => {
-      await this.#storage.saveSnapshot(meta, toAsync(chunks));
+      await this.#storage.saveSnapshot(meta, view.chunks());
       if (this.#closed) return;
       this.#snapshotIndex = meta.index;
       this.#raft.compact(meta, this.#config.snapshotRetainEntries);
@@ -823,6 +839,7 @@ export class RaftNode implements KvService {
     })()
       .catch((e: unknown) => this.#logger.error({ err: e }, 'taking a snapshot failed'))
       .finally(() => {
+        view.release();
         this.#snapshotting = false;
       });
   }
@@ -879,10 +896,6 @@ async function restoreFromStorage(kv: KvStore, storage: Storage, meta: SnapshotM
   }
 }
 
-async function* toAsync(chunks: readonly Uint8Array[]): AsyncGenerator<Uint8Array> {
-  yield* chunks;
-}
-
 const notAppliedInTime = 'the node did not apply the read index in time';
 
 function writeResult(result: ApplyResult): WriteResult {
@@ -897,4 +910,8 @@ function toValue(key: string, found: { value: string; index: number } | null): K
 
 function notMember(id: NodeId): MembershipError {
   return new MembershipError('member_not_found', `${id} is not a member of the cluster`);
+}
+
+function sameHardState(a: HardState, b: HardState): boolean {
+  return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
 }
