@@ -40,13 +40,16 @@ describe('a three-node cluster of real processes', () => {
     }
   });
 
-  it('any node serves every request: a follower forwards writes to the leader and says who served them', async () => {
+  it('any node serves every request: a follower passes writes to the leader and answers once it applied them', async () => {
     const leader = await cluster.waitForLeader();
     const follower = followersOf(leader)[0]!;
     const put = await request('PUT', `${cluster.url(follower)}/kv/via-follower`, { value: 'ok' });
     expect(put.status).toBe(200);
     expect(put.body).toMatchObject({ key: 'via-follower', value: 'ok' });
-    expect(put.headers.get('x-rafting-served-by')).toBe(leader);
+    // The follower answered from its own state machine: it has applied the write.
+    expect(put.headers.get('x-rafting-served-by')).toBe(follower);
+    const stale = await request('GET', `${cluster.url(follower)}/kv/via-follower?consistency=stale`);
+    expect(stale.body).toMatchObject({ value: 'ok', index: (put.body as { index: number }).index });
     expect(put.headers.get('x-rafting-leader')).toBe(leader);
     const del = await request('DELETE', `${cluster.url(follower)}/kv/via-follower`);
     expect(del.body).toMatchObject({ deleted: true });

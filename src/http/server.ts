@@ -1,7 +1,9 @@
 // The REST API every node serves on its web_address. The routes, statuses and bodies are listed in the README.
 //
-// Any node serves every request: a follower forwards writes (and leadership transfers) to the leader over HTTP
-// and relays the answer, and answers linearizable reads itself after asking the leader for a read index.
+// Any node serves every request: a follower passes writes to the leader over the peer stream and answers them
+// itself once it has applied them (src/node/node.ts), passes leadership transfers and membership changes to the
+// leader over HTTP and relays the answer, and answers linearizable reads itself after asking the leader for a read
+// index.
 // `?redirect=true` asks for a 307 to the leader instead.
 
 import Fastify, { LogController, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -198,9 +200,15 @@ export function buildHttpServer(options: HttpOptions) {
   ) => {
     const value = valueOf(body, maxValueBytes);
     const write = { ...conditionOf(body), ...idempotencyOf(request) };
-    const outcome = await onLeader(request, reply, () => service.put(key, value, write));
-    if ('local' in outcome) return reply.send(writeAnswer(reply, outcome.local));
-    return reply;
+    await redirectUnlessLeader(request);
+    return reply.send(writeAnswer(reply, await service.put(key, value, write)));
+  };
+
+  /** `?redirect=true` on a node that does not lead: a 307 to the leader instead of passing the write on. */
+  const redirectUnlessLeader = async (request: FastifyRequest): Promise<void> => {
+    if (!wantsRedirect(request) || service.leader() === service.id) return;
+    const leader = service.leader() ?? (await service.awaitLeader(options.leaderWaitMs));
+    if (leader !== service.id) throw new NotLeaderError(leader);
   };
 
   app.put('/kv/*', async (request, reply) => put(request, reply, keyOf(request), objectBody(request.body)));
@@ -219,9 +227,8 @@ export function buildHttpServer(options: HttpOptions) {
     const body = request.body === undefined ? {} : objectBody(request.body);
     const query = request.query as Record<string, unknown>;
     const write = { ...conditionOf({ ...queryConditions(query), ...body }), ...idempotencyOf(request) };
-    const outcome = await onLeader(request, reply, () => service.delete(key, write));
-    if ('local' in outcome) return reply.send(writeAnswer(reply, outcome.local));
-    return reply;
+    await redirectUnlessLeader(request);
+    return reply.send(writeAnswer(reply, await service.delete(key, write)));
   });
 
   app.get('/kv/*', async (request, reply) => {

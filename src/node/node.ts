@@ -22,7 +22,7 @@ import {
   type SnapshotMeta,
 } from '../raft/types.js';
 import type { Storage } from '../storage/storage.js';
-import type { Transport } from '../transport/transport.js';
+import type { Forward, ForwardResponse, Message as WireMessage, Transport } from '../transport/transport.js';
 import type {
   Consistency,
   KvService,
@@ -102,6 +102,21 @@ export class RaftNode implements KvService {
   readonly #raft: Raft;
   readonly #kv: KvStore;
   readonly #waiters = new Map<number, Waiter>();
+  /** Writes passed to the leader (thesis §6.2) whose index it has not told yet, by request id. */
+  readonly #forwarded = new Map<
+    number,
+    {
+      readonly leader: NodeId;
+      readonly deadline: number;
+      readonly resolve: (result: ApplyResult) => void;
+      readonly reject: (error: Error) => void;
+      readonly timer: NodeJS.Timeout;
+    }
+  >();
+  /** Writes to pass to each leader on the next turn. */
+  readonly #forwardQueue = new Map<NodeId, { id: number; data: Uint8Array }[]>();
+  #forwardScheduled = false;
+  #forwardSeq = 0;
   readonly #maxPending: number;
   #ticker: NodeJS.Timeout | undefined;
   /** A Ready is being handled (possibly waiting for storage); another must not start (the Ready contract). */
@@ -202,6 +217,11 @@ export class RaftNode implements KvService {
       waiter.reject(new UnavailableError('the node is shutting down; the outcome of the request is unknown'));
       this.#waiters.delete(index);
     }
+    for (const [id, w] of this.#forwarded) {
+      clearTimeout(w.timer);
+      w.reject(new UnavailableError('the node is shutting down; the outcome of the request is unknown'));
+      this.#forwarded.delete(id);
+    }
     const closing = new UnavailableError('the node is shutting down');
     this.#rejectConfWaiters(
       () => true,
@@ -218,11 +238,186 @@ export class RaftNode implements KvService {
   // KvService
 
   async put(key: string, value: string, options: WriteOptions = {}): Promise<WriteResult> {
-    return writeResult(await this.#propose({ op: 'set', key, value, ...options }));
+    return writeResult(await this.#write({ op: 'set', key, value, ...options }));
   }
 
   async delete(key: string, options: WriteOptions = {}): Promise<WriteResult> {
-    return writeResult(await this.#propose({ op: 'delete', key, ...options }));
+    return writeResult(await this.#write({ op: 'delete', key, ...options }));
+  }
+
+  /**
+   * A write on any node: proposed here on the leader, else passed to the leader over the peer stream (thesis §6.2)
+   * and answered here once this node applies its entry. While no leader is known it waits a bounded time for one.
+   */
+  async #write(command: Command): Promise<ApplyResult> {
+    const deadline = Date.now() + this.#leaderWaitMs();
+    for (;;) {
+      if (this.#raft.role === 'leader') return this.#propose(command);
+      const leader = this.#raft.leader ?? (await this.awaitLeader(Math.max(0, deadline - Date.now())));
+      if (leader === null) throw new NotLeaderError(null);
+      if (leader === this.id) continue;
+      try {
+        return await this.#forward(leader, command);
+      } catch (e) {
+        // The node we asked no longer leads and proposed nothing: ask the one it names, within the same budget.
+        if (!(e instanceof NotLeaderError) || Date.now() >= deadline || this.#closed) throw e;
+        if (e.leader === leader || (e.leader === null && this.#raft.leader === leader)) {
+          await this.awaitLeader(
+            Math.min(this.#config.heartbeatIntervalMs, Math.max(0, deadline - Date.now())),
+          );
+        }
+      }
+    }
+  }
+
+  /** Queues a write for the leader; the queue goes out as one Forward per leader on the next turn. */
+  #forward(leader: NodeId, command: Command): Promise<ApplyResult> {
+    if (this.#closed || this.#fatal !== undefined) {
+      return Promise.reject(new UnavailableError('the node is shutting down'));
+    }
+    if (this.#waiters.size + this.#forwarded.size >= this.#maxPending) {
+      return Promise.reject(new UnavailableError(`too many requests in flight (${this.#maxPending})`));
+    }
+    const id = ++this.#forwardSeq;
+    const data = encodeCommand(command);
+    const queue = this.#forwardQueue.get(leader) ?? [];
+    queue.push({ id, data });
+    this.#forwardQueue.set(leader, queue);
+    if (!this.#forwardScheduled) {
+      this.#forwardScheduled = true;
+      setImmediate(() => this.#flushForwards());
+    }
+    const deadline = Date.now() + this.#config.requestTimeoutMs;
+    return new Promise<ApplyResult>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#forwarded.delete(id);
+        reject(new TimeoutError(forwardTimedOut(leader, this.#config.requestTimeoutMs)));
+      }, this.#config.requestTimeoutMs);
+      this.#forwarded.set(id, { leader, deadline, resolve, reject, timer });
+    });
+  }
+
+  #flushForwards(): void {
+    this.#forwardScheduled = false;
+    if (this.#closed) return;
+    const messages: WireMessage[] = [];
+    for (const [leader, queue] of this.#forwardQueue) {
+      // Bounded messages: at most maxForwardRequests requests, and about 1 MiB of commands, in each.
+      let batch: Forward['requests'][number][] = [];
+      let bytes = 0;
+      const flush = () => {
+        if (batch.length === 0) return;
+        messages.push({ type: 'Forward', from: this.id, to: leader, term: this.#raft.term, requests: batch });
+        batch = [];
+        bytes = 0;
+      };
+      for (const request of queue) {
+        if (batch.length >= maxForwardRequests || (bytes > 0 && bytes + request.data.length > 1 << 20))
+          flush();
+        batch.push(request);
+        bytes += request.data.length;
+      }
+      flush();
+    }
+    this.#forwardQueue.clear();
+    if (messages.length > 0) this.#transport.send(messages);
+  }
+
+  /** Leader: proposes the writes a follower passed on, and tells it where each went. */
+  #onForward(m: Forward): void {
+    const results: ForwardResponse['results'][number][] = [];
+    for (const [n, { id, data }] of m.requests.entries()) {
+      if (n >= maxForwardRequests) {
+        results.push({ id, error: 'busy' });
+        continue;
+      }
+      const proposed = this.#raft.propose(data);
+      if (proposed.ok) {
+        this.#settleSuperseded(proposed.index);
+        results.push({ id, index: proposed.index, term: proposed.term });
+      } else {
+        results.push({ id, error: proposed.reason });
+      }
+    }
+    this.#transport.send([
+      {
+        type: 'ForwardResponse',
+        from: this.id,
+        to: m.from,
+        term: this.#raft.term,
+        results,
+        leader: this.#raft.leader,
+      },
+    ]);
+    this.#schedule();
+  }
+
+  /** Follower: the leader proposed (or refused) our writes; each now waits for its entry to apply here. */
+  #onForwardResponse(m: ForwardResponse): void {
+    for (const result of m.results) {
+      const w = this.#forwarded.get(result.id);
+      if (w === undefined || w.leader !== m.from) continue;
+      this.#forwarded.delete(result.id);
+      clearTimeout(w.timer);
+      if (result.error !== undefined) {
+        w.reject(
+          result.error === 'not_leader'
+            ? new NotLeaderError(m.leader === m.from ? null : m.leader)
+            : new UnavailableError(
+                result.error === 'busy'
+                  ? 'the leader has too many uncommitted entries; retry later'
+                  : 'leadership is being handed over; retry shortly',
+              ),
+        );
+        continue;
+      }
+      if (result.index <= this.#kv.lastApplied) {
+        w.reject(
+          new TimeoutError('the entry applied before the leader said where it put it; outcome unknown'),
+        );
+        continue;
+      }
+      // Of two requests given the same index (by leaders of different terms), only the later leader's can commit.
+      const other = this.#waiters.get(result.index);
+      if (other !== undefined && other.term >= result.term) {
+        w.reject(
+          new ProposalDroppedError('leadership changed before the request committed; it did not apply'),
+        );
+        continue;
+      }
+      this.#settleSuperseded(result.index);
+      this.#waiters.set(
+        result.index,
+        this.#waiter(result.index, result.term, w.resolve, w.reject, w.deadline),
+      );
+    }
+  }
+
+  /** A client waiting for the entry at `index` (of `term`) to apply, until `deadline`. */
+  #waiter(
+    index: number,
+    term: number,
+    resolve: (result: ApplyResult) => void,
+    reject: (error: Error) => void,
+    deadline: number,
+  ): Waiter {
+    const waiter: Waiter = {
+      term,
+      resolve,
+      reject,
+      timer: setTimeout(
+        () => {
+          if (this.#waiters.get(index) === waiter) this.#waiters.delete(index);
+          reject(
+            new TimeoutError(
+              `not applied within ${this.#config.requestTimeoutMs} ms; the request may or may not take effect`,
+            ),
+          );
+        },
+        Math.max(0, deadline - Date.now()),
+      ),
+    };
+    return waiter;
   }
 
   async get(key: string, consistency: Consistency): Promise<ReadResult> {
@@ -636,21 +831,12 @@ export class RaftNode implements KvService {
     // A request still waiting at this index was proposed in an earlier term of ours and lost its slot to another
     // leader's entry, which this node's log now holds in its place: it can never commit.
     this.#settleSuperseded(proposed.index);
+    const deadline = Date.now() + this.#config.requestTimeoutMs;
     return new Promise<ApplyResult>((resolve, reject) => {
-      const waiter: Waiter = {
-        term: proposed.term,
-        resolve,
-        reject,
-        timer: setTimeout(() => {
-          if (this.#waiters.get(proposed.index) === waiter) this.#waiters.delete(proposed.index);
-          reject(
-            new TimeoutError(
-              `not applied within ${this.#config.requestTimeoutMs} ms; the request may or may not take effect`,
-            ),
-          );
-        }, this.#config.requestTimeoutMs),
-      };
-      this.#waiters.set(proposed.index, waiter);
+      this.#waiters.set(
+        proposed.index,
+        this.#waiter(proposed.index, proposed.term, resolve, reject, deadline),
+      );
     });
   }
 
@@ -664,8 +850,10 @@ export class RaftNode implements KvService {
     this.#schedule();
   }
 
-  #onMessage(m: Message): void {
+  #onMessage(m: WireMessage): void {
     if (this.#closed) return;
+    if (m.type === 'Forward') return this.#onForward(m);
+    if (m.type === 'ForwardResponse') return this.#onForwardResponse(m);
     this.#raft.step(m);
     this.#schedule();
   }
@@ -914,4 +1102,11 @@ function notMember(id: NodeId): MembershipError {
 
 function sameHardState(a: HardState, b: HardState): boolean {
   return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
+}
+
+/** Requests in one Forward message (and the most a leader takes from one). */
+const maxForwardRequests = 512;
+
+function forwardTimedOut(leader: NodeId, ms: number): string {
+  return `the leader ${leader} did not say within ${ms} ms where it put the request; it may or may not take effect`;
 }

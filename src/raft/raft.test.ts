@@ -240,6 +240,16 @@ describe('leader election (§5.2)', () => {
 });
 
 describe('log replication (§5.3)', () => {
+  it('followers learn a new commit index at once, not with the next heartbeat (as etcd/raft)', () => {
+    const net = new Net(ids.map((id) => core(id)));
+    net.elect('n1');
+    const leader = net.get('n1');
+    const p = leader.propose(text.encode('x'));
+    net.run(); // no tick: only the messages the proposal causes
+    expect(p.ok && leader.log.committed >= p.index).toBe(true);
+    for (const id of ['n2', 'n3']) expect(net.get(id).log.committed).toBe(leader.log.committed);
+  });
+
   it('the leader replicates proposals; they commit on a majority and are applied everywhere', () => {
     const net = new Net(ids.map((id) => core(id)));
     net.elect('n1');

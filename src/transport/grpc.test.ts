@@ -3,7 +3,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { AppendEntries, Message, NodeId } from '../raft/types.js';
+import type { AppendEntries, NodeId } from '../raft/types.js';
 import { EntryType } from '../raft/types.js';
 import { Batch, RaftService, type StreamClosed } from './gen/raft.js';
 import {
@@ -13,7 +13,7 @@ import {
   type GrpcTransportOptions,
   type Logger,
 } from './grpc.js';
-import type { PeerAddress } from './transport.js';
+import type { Message, PeerAddress } from './transport.js';
 import { captureLogger, type LogLine } from '../../test/helpers/logger.js';
 import { freePorts } from '../../test/helpers/ports.js';
 import { waitFor } from '../../test/helpers/wait.js';

@@ -15,7 +15,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { decodeConfState, encodeConfState } from '../raft/confstate.js';
-import type { ConfState, InstallSnapshot, Message, NodeId, SnapshotMeta } from '../raft/types.js';
+import type { ConfState, InstallSnapshot, NodeId, SnapshotMeta } from '../raft/types.js';
 import type { SnapshotSource } from '../storage/storage.js';
 import { crc32 } from '../util/crc32.js';
 import {
@@ -38,7 +38,14 @@ import {
   limitReadAhead,
   rechunk,
 } from './snapshot.js';
-import type { PeerAddress, SnapshotHandler, Transport } from './transport.js';
+import type {
+  ForwardError,
+  ForwardResponse,
+  Message,
+  PeerAddress,
+  SnapshotHandler,
+  Transport,
+} from './transport.js';
 
 /** The logging the transport needs; a pino logger fits. */
 export interface Logger {
@@ -1181,6 +1188,25 @@ export function toEnvelope(message: Message): Envelope | undefined {
       return { from, to, term, body: { $case: 'appendEntriesResponse', value: message } };
     case 'TimeoutNow':
       return { from, to, term, body: { $case: 'timeoutNow', value: {} } };
+    case 'Forward':
+      return { from, to, term, body: { $case: 'forward', value: message } };
+    case 'ForwardResponse':
+      return {
+        from,
+        to,
+        term,
+        body: {
+          $case: 'forwardResponse',
+          value: {
+            leader: message.leader ?? '',
+            results: message.results.map((r) =>
+              r.error === undefined
+                ? { id: r.id, index: r.index, term: r.term, error: '' }
+                : { id: r.id, index: 0, term: 0, error: r.error },
+            ),
+          },
+        },
+      };
     case 'InstallSnapshot':
       // Never an envelope: the snapshot travels on its own call (sendSnapshot).
       return undefined;
@@ -1247,6 +1273,19 @@ export function fromEnvelope(envelope: Envelope): Message | string {
     }
     case 'timeoutNow':
       return { type: 'TimeoutNow', from, to, term };
+    case 'forward':
+      return { type: 'Forward', from, to, term, requests: body.value.requests };
+    case 'forwardResponse': {
+      const results: ForwardResponse['results'][number][] = [];
+      for (const r of body.value.results) {
+        if (r.error === '') results.push({ id: r.id, index: r.index, term: r.term });
+        else if (forwardErrors.includes(r.error as ForwardError))
+          results.push({ id: r.id, error: r.error as ForwardError });
+        else return `forwarded request ${r.id} has unknown error ${JSON.stringify(r.error)}`;
+      }
+      const leader = body.value.leader === '' ? null : body.value.leader;
+      return { type: 'ForwardResponse', from, to, term, results, leader };
+    }
     default: {
       const _unknown: never = body;
       return 'unknown body';
@@ -1255,3 +1294,4 @@ export function fromEnvelope(envelope: Envelope): Message | string {
 }
 
 const empty = new Uint8Array(0);
+const forwardErrors: readonly ForwardError[] = ['not_leader', 'busy', 'transferring'];

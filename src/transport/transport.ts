@@ -1,4 +1,35 @@
-import type { InstallSnapshot, Message, NodeId } from '../raft/types.js';
+import type { InstallSnapshot, Message as RaftMessage, NodeId } from '../raft/types.js';
+
+/**
+ * Client writes a follower passes to the leader (thesis §6.2), on the Raft stream but not Raft RPCs: the core
+ * never sees them, and the receiver takes no term from them. See proto/raft.proto.
+ */
+export interface Forward {
+  readonly type: 'Forward';
+  readonly from: NodeId;
+  readonly to: NodeId;
+  readonly term: number;
+  readonly requests: readonly { readonly id: number; readonly data: Uint8Array }[];
+}
+
+export type ForwardError = 'not_leader' | 'busy' | 'transferring';
+
+/** The leader's answer to one Forward: where it put each request, or why it did not. */
+export interface ForwardResponse {
+  readonly type: 'ForwardResponse';
+  readonly from: NodeId;
+  readonly to: NodeId;
+  readonly term: number;
+  readonly results: readonly (
+    | { readonly id: number; readonly index: number; readonly term: number; readonly error?: undefined }
+    | { readonly id: number; readonly error: ForwardError }
+  )[];
+  /** With not_leader results: who the sender believes leads, or null. */
+  readonly leader: NodeId | null;
+}
+
+/** What travels between nodes: Raft's messages, and forwarded client writes. */
+export type Message = RaftMessage | Forward | ForwardResponse;
 import type { SnapshotSource } from '../storage/storage.js';
 
 /**

@@ -158,6 +158,38 @@ export interface AppendEntriesResponse {
 export interface TimeoutNow {
 }
 
+/** One client write for the leader to propose: `data` is the state machine's command (src/kv/command.ts). */
+export interface ForwardedRequest {
+  /** Chosen by the follower, unique among its requests in flight; echoed in the ForwardResult. */
+  readonly id: number;
+  readonly data: Uint8Array;
+}
+
+/** Client writes a follower passes to the leader, in the order its clients sent them. */
+export interface Forward {
+  readonly requests: readonly ForwardedRequest[];
+}
+
+/**
+ * Where the leader put one forwarded request: its entry's `index` and `term` (the follower then answers its client
+ * when it applies that entry itself, and only if the entry it applies there has that term), or `error` when the
+ * leader did not propose it.
+ */
+export interface ForwardResult {
+  readonly id: number;
+  readonly index: number;
+  readonly term: number;
+  /** Empty when proposed; otherwise one of "not_leader", "busy", "transferring". */
+  readonly error: string;
+}
+
+/** The leader's answer to one Forward, one result per request. */
+export interface ForwardResponse {
+  readonly results: readonly ForwardResult[];
+  /** Who the sender believes leads (with "not_leader" results), or empty. */
+  readonly leader: string;
+}
+
 /**
  * One Raft message from one node to another. `from`, `to` and `term` are the fields every message of the core
  * carries (src/raft/types.ts MessageBase); `body` is the message itself.
@@ -182,6 +214,8 @@ export interface Envelope {
     | { readonly $case: "appendEntries"; readonly value: AppendEntries }
     | { readonly $case: "appendEntriesResponse"; readonly value: AppendEntriesResponse }
     | { readonly $case: "timeoutNow"; readonly value: TimeoutNow }
+    | { readonly $case: "forward"; readonly value: Forward }
+    | { readonly $case: "forwardResponse"; readonly value: ForwardResponse }
     | undefined;
 }
 
@@ -747,6 +781,245 @@ export const TimeoutNow: MessageFns<TimeoutNow> = {
   },
 };
 
+function createBaseForwardedRequest(): ForwardedRequest {
+  return { id: 0, data: new Uint8Array(0) };
+}
+
+export const ForwardedRequest: MessageFns<ForwardedRequest> = {
+  encode(message: ForwardedRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).uint64(message.id);
+    }
+    if (message.data.length !== 0) {
+      writer.uint32(18).bytes(message.data);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ForwardedRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseForwardedRequest() as any;
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.data = reader.bytes();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseForward(): Forward {
+  return { requests: [] };
+}
+
+export const Forward: MessageFns<Forward> = {
+  encode(message: Forward, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.requests) {
+      ForwardedRequest.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Forward {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseForward() as any;
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.requests.push(ForwardedRequest.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseForwardResult(): ForwardResult {
+  return { id: 0, index: 0, term: 0, error: "" };
+}
+
+export const ForwardResult: MessageFns<ForwardResult> = {
+  encode(message: ForwardResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== 0) {
+      writer.uint32(8).uint64(message.id);
+    }
+    if (message.index !== 0) {
+      writer.uint32(16).uint64(message.index);
+    }
+    if (message.term !== 0) {
+      writer.uint32(24).uint64(message.term);
+    }
+    if (message.error !== "") {
+      writer.uint32(34).string(message.error);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ForwardResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseForwardResult() as any;
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.id = longToNumber(reader.uint64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.index = longToNumber(reader.uint64());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.term = longToNumber(reader.uint64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.error = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
+function createBaseForwardResponse(): ForwardResponse {
+  return { results: [], leader: "" };
+}
+
+export const ForwardResponse: MessageFns<ForwardResponse> = {
+  encode(message: ForwardResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.results) {
+      ForwardResult.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.leader !== "") {
+      writer.uint32(18).string(message.leader);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ForwardResponse {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseForwardResponse() as any;
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.results.push(ForwardResult.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.leader = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+};
+
 function createBaseEnvelope(): Envelope {
   return { from: "", to: "", term: 0, body: undefined };
 }
@@ -777,6 +1050,12 @@ export const Envelope: MessageFns<Envelope> = {
         break;
       case "timeoutNow":
         TimeoutNow.encode(message.body.value, writer.uint32(66).fork()).join();
+        break;
+      case "forward":
+        Forward.encode(message.body.value, writer.uint32(82).fork()).join();
+        break;
+      case "forwardResponse":
+        ForwardResponse.encode(message.body.value, writer.uint32(90).fork()).join();
         break;
     }
     return writer;
@@ -860,6 +1139,22 @@ export const Envelope: MessageFns<Envelope> = {
             }
 
             message.body = { $case: "timeoutNow", value: TimeoutNow.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.body = { $case: "forward", value: Forward.decode(reader, reader.uint32()) };
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.body = { $case: "forwardResponse", value: ForwardResponse.decode(reader, reader.uint32()) };
             continue;
           }
         }
