@@ -8,7 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { BinaryWriter } from '@bufbuild/protobuf/wire';
 import { describe, expect, it } from 'vitest';
-import { EntryType as CoreEntryType, type Message } from '../raft/types.js';
+import { EntryType as CoreEntryType } from '../raft/types.js';
+import type { Message } from './transport.js';
 import { fromEnvelope, toEnvelope } from './grpc.js';
 import {
   AppendEntries,
@@ -379,9 +380,55 @@ describe('core messages <-> envelopes', () => {
       conflictIndex: big,
       context: 0,
     },
+    // Forwarded client writes (thesis §6.2), which travel beside the Raft messages.
+    {
+      type: 'Forward',
+      from: 'n2',
+      to: 'n1',
+      term: 3,
+      requests: [
+        { id: 1, data },
+        { id: big, data: new Uint8Array(0) },
+      ],
+    },
+    {
+      type: 'ForwardResponse',
+      from: 'n1',
+      to: 'n2',
+      term: 3,
+      results: [
+        { id: 1, index: 13, term: 3 },
+        { id: 2, error: 'busy' },
+        { id: 3, error: 'transferring' },
+      ],
+      leader: 'n1',
+    },
+    {
+      type: 'ForwardResponse',
+      from: 'n3',
+      to: 'n2',
+      term: 4,
+      results: [{ id: 1, error: 'not_leader' }],
+      leader: null,
+    },
   ];
 
-  it('round-trips every core message type exactly', () => {
+  it('refuses a forwarded result with an error this node does not know', () => {
+    const envelope = Envelope.decode(
+      Envelope.encode({
+        from: 'n1',
+        to: 'n2',
+        term: 1,
+        body: {
+          $case: 'forwardResponse',
+          value: { leader: '', results: [{ id: 1, index: 0, term: 0, error: 'boom' }] },
+        },
+      }).finish(),
+    );
+    expect(fromEnvelope(envelope)).toMatch(/unknown error "boom"/);
+  });
+
+  it('round-trips every message type exactly', () => {
     for (const message of messages) {
       const envelope = toEnvelope(message);
       expect(envelope).toBeDefined();
