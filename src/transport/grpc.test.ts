@@ -216,8 +216,9 @@ describe('GrpcTransport', () => {
     const pa = { id: 'a', grpcAddress: `127.0.0.1:${await freePort()}` };
     const pb = { id: 'b', grpcAddress: `127.0.0.1:${await freePort()}` };
     const peers = [pa, pb];
-    const a = await startNode('a', portOf(pa), peers, { maxQueuedBatchesPerPeer: 4 });
+    // b listens first: a opens its stream to b as it starts (links are kept warm), and must find it there.
     const b = await startNode('b', portOf(pb), peers);
+    const a = await startNode('a', portOf(pa), peers, { maxQueuedBatchesPerPeer: 4 });
     const big = new Uint8Array(200_000);
     let seq = 0;
     for (let i = 0; i < 100; i++) {
@@ -234,6 +235,24 @@ describe('GrpcTransport', () => {
     await waitFor('the sent ones arrive', () => b.received.length === sent);
     const order = b.received.map((m) => (m as AppendEntries).prevLogIndex);
     expect(order).toEqual([...order].sort((x, y) => x - y));
+  });
+
+  it('keeps a stream open to every peer without sending anything, and reopens it when the peer comes back', async () => {
+    // Followers send each other nothing until an election; opening a stream then would delay its every round.
+    const pa = { id: 'a', grpcAddress: `127.0.0.1:${await freePort()}` };
+    const pb = { id: 'b', grpcAddress: `127.0.0.1:${await freePort()}` };
+    const a = await startNode('a', portOf(pa), [pa, pb]); // b is not up yet: a's first attempts fail
+    const b = await startNode('b', portOf(pb), [pa, pb]);
+    await waitFor('a and b hold streams to each other', () => {
+      const [sa, sb] = [a.transport.stats(), b.transport.stats()];
+      return sa.streamsAccepted === 1 && sb.streamsAccepted === 1;
+    });
+    expect(a.transport.stats().sentMessages + b.transport.stats().sentMessages).toBe(0);
+    // b restarts: a opens a new stream to it by itself.
+    await b.transport.close();
+    const again = await startNode('b', portOf(pb), [pa, pb]);
+    await waitFor('a reopens its stream to the new b', () => again.transport.stats().streamsAccepted === 1);
+    await waitFor('the new b opens one to a', () => a.transport.stats().streamsAccepted === 2);
   });
 
   it('rejects a stream from another cluster', async () => {
@@ -434,7 +453,6 @@ describe('GrpcTransport', () => {
       { id: 'a', grpcAddress: `127.0.0.1:${await freePort()}` },
       { id: 'b', grpcAddress: `127.0.0.1:${await freePort()}` },
     ];
-    const a = await startNode('a', portOf(peers[0]!), peers, { maxMessageBytes: 1000 });
     const { logger, lines } = captureLogger();
     const b = new GrpcTransport({
       self: 'b',
@@ -449,6 +467,8 @@ describe('GrpcTransport', () => {
       received.push(m);
       if (received.length === 1) throw new Error('core bug');
     });
+    // b listens first: a opens its stream to b as it starts (links are kept warm), and must find it there.
+    const a = await startNode('a', portOf(peers[0]!), peers, { maxMessageBytes: 1000 });
     const big: Message = {
       ...heartbeat('a', 'b', 1),
       entries: [{ index: 2, term: 1, type: EntryType.Normal, data: new Uint8Array(2000) }],
