@@ -65,6 +65,11 @@ export interface FaultRates {
   readonly confChange: number;
   /** Chance that a leader is asked to hand leadership to a random member (thesis §3.10), while faults last. */
   readonly transfer: number;
+  /**
+   * Chance that a leader that has just appended a Config entry (C_old,new, C_new or a change of learners) is cut
+   * off at once from a random part of the cluster, before the entry goes out: the windows of a membership change.
+   */
+  readonly confCut: number;
 }
 
 export const defaultFaults: FaultRates = {
@@ -79,6 +84,7 @@ export const defaultFaults: FaultRates = {
   slowDisk: 0.3,
   confChange: 0,
   transfer: 0,
+  confCut: 0,
 };
 
 /**
@@ -91,6 +97,7 @@ export const membershipFaults: FaultRates = {
   partition: 0.015,
   confChange: 0.06,
   transfer: 0.004,
+  confCut: 0.2,
 };
 
 /** The pool of node ids a membership run uses unless told otherwise (n1..n7). */
@@ -350,6 +357,7 @@ export class Simulator {
       const before = leaderBefore(raft);
       raft.step(message);
       this.#checkCommit(node, raft, before);
+      this.#maybeCutAfterChange(node, raft, before);
       this.#process(node);
       // The transport tells the sender the transfer completed.
       if (message.type === 'InstallSnapshot') this.#reportSnapshot(message, true);
@@ -427,6 +435,7 @@ export class Simulator {
     const before = leaderBefore(raft);
     raft.advance(rd);
     this.#checkCommit(node, raft, before);
+    this.#maybeCutAfterChange(node, raft, before);
     this.#maybeSnapshot(node, raft);
     this.#process(node);
   }
@@ -538,6 +547,21 @@ export class Simulator {
       for (const y of ids) if (y !== x) this.#cut.add(inbound ? `${y}>${x}` : `${x}>${y}`);
       this.#event(`partition: ${x} ${inbound ? 'cannot receive' : 'cannot send'}`);
     }
+  }
+
+  /** After an input to a leader: if it appended a configuration (C_new, say), maybe cut it off (confCut). */
+  #maybeCutAfterChange(node: SimNode, raft: Raft, before: LeaderBefore | null): void {
+    if (before !== null && raft.role === 'leader' && raft.config !== before.config)
+      this.#cutAfterChange(node);
+  }
+
+  /** A leader just appended a Config entry: with `confCut`, part of the cluster stops hearing it at once. */
+  #cutAfterChange(node: SimNode): void {
+    const rate = this.#opts.faults.confCut;
+    if (!this.#faulty || rate === 0 || !this.#rng.chance(rate)) return;
+    const cut = this.#ids.filter((id) => id !== node.id && this.#rng.chance(0.5));
+    for (const other of cut) this.#cutBoth(node.id, other);
+    this.#event(`partition: ${node.id} cut from [${cut.join(',')}] right after a configuration change`);
   }
 
   #cutBoth(a: NodeId, b: NodeId): void {
@@ -678,6 +702,7 @@ export class Simulator {
         (result.ok ? `accepted at ${result.index}` : `refused (${result.reason})`),
     );
     if (result.ok) {
+      this.#cutAfterChange(node);
       // Acknowledged like a command once the leader applies it: then it must be in the committed log for good.
       this.#expect(node, {
         index: result.index,
