@@ -5,7 +5,7 @@ import { core, drain, ids, Net } from '../../test/helpers/raftnet.js';
 import { decodeConfState, encodeConfState } from './confstate.js';
 import { Raft } from './raft.js';
 import { SeededRandom } from './random.js';
-import { EntryType, type ConfState, type Entry } from './types.js';
+import { EntryType, type ConfState, type Entry, type Message } from './types.js';
 
 const text = new TextEncoder();
 
@@ -270,6 +270,48 @@ describe('removing members (thesis §4.2.2)', () => {
     net.tickAll(5);
     expect(net.sent.filter((m) => m.to === 'n3')).toEqual([]);
     expect(net.get('n1').matchIndexes().has('n3')).toBe(false);
+  });
+  it('a voter removed by a C_new that only it holds may still campaign, or no one could be elected', () => {
+    // Found by the simulator (membership runs with frequent changes: the cluster never settled). C_old {n1,n2}
+    // with n1 leading; n1 replaces itself by n3: C_old,new {n2,n3 | n1,n2}, then C_new {n2,n3}.
+    const two = ['n1', 'n2'];
+    const net = new Net([
+      core('n1', { voters: two }),
+      core('n2', { voters: two }),
+      core('n3', { voters: [] }),
+    ]);
+    net.elect('n1');
+    net.tickAll(3);
+    change(net, 'n1', [{ type: 'addLearner', id: 'n3' }]);
+    net.tickAll(3);
+    // C_old,new reaches everyone and commits; C_new, which the leader then appends, reaches no one.
+    const isCNew = (m: Message) =>
+      m.type === 'AppendEntries' && m.entries.some((e) => e.type === EntryType.Config && !isJointEntry(e));
+    net.drop = isCNew;
+    const joint = change(net, 'n1', [
+      { type: 'promote', id: 'n3' },
+      { type: 'remove', id: 'n1' },
+    ]);
+    expect(joint.ok).toBe(true);
+    net.tickAll(2);
+    expect(conf(net.get('n1'))).toEqual({ voters: ['n2', 'n3'], outgoing: [], learners: [] });
+    for (const id of ['n2', 'n3']) expect(isJointConf(net.get(id).config)).toBe(true);
+    // The leader is cut off before C_new commits, and steps down (CheckQuorum); then the network heals.
+    net.isolate('n1');
+    net.tickAll(25);
+    expect(net.get('n1').role).not.toBe('leader');
+    net.heal();
+    // n2 and n3 hold C_old,new: an election needs both votes of C_old {n1,n2}, and n1 refuses them, its log being
+    // longer (it holds C_new). Only n1 can be elected, under C_new {n2,n3}, without counting itself; it commits
+    // C_new with its no-op and steps down (thesis §4.2.2), and n2 or n3 takes over.
+    net.tickAll(150);
+    const leaders = ['n1', 'n2', 'n3'].filter((id) => net.get(id).role === 'leader');
+    expect(leaders).toHaveLength(1);
+    const leader = net.get(leaders[0] ?? '');
+    expect(['n2', 'n3']).toContain(leader.id);
+    expect(conf(leader)).toEqual({ voters: ['n2', 'n3'], outgoing: [], learners: [] });
+    expect(leader.log.committed).toBe(leader.log.lastIndex());
+    expect(net.get('n1').role).toBe('follower'); // removed, it stays out
   });
 });
 

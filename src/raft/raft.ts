@@ -334,9 +334,9 @@ export class Raft {
     }
     this.#electionElapsed++;
     if (this.#electionElapsed < this.#electionTimeout) return;
-    if (!isVoter(this.config, this.id)) {
+    if (!this.#mayCampaign()) {
       // Thesis §4.2.1: a learner, or a node the configuration does not name (not yet added, or removed), never
-      // starts an election; it only forgets a leader it has not heard from.
+      // starts an election (but see #mayCampaign); it only forgets a leader it has not heard from.
       this.#leader = null;
       this.#resetElectionTimer();
       return;
@@ -556,7 +556,7 @@ export class Raft {
 
   /** Thesis §3.10: the leader asks this node to take over; it campaigns at once, without a PreVote. */
   #handleTimeoutNow(m: TimeoutNow): void {
-    if (this.#role === 'leader' || !isVoter(this.config, this.id)) return;
+    if (this.#role === 'leader' || !this.#mayCampaign()) return;
     this.#logLine(`${this.id} was asked by ${m.from} to take over leadership`);
     this.#campaign(true);
   }
@@ -727,6 +727,25 @@ export class Raft {
         transfer,
       });
     }
+  }
+
+  /**
+   * Whether this node may stand for election: it votes in the configuration in force, or that configuration is a
+   * C_new, not yet committed as far as this node knows, that removes it from the joint configuration before it,
+   * where it still votes (in `outgoing`). The second case matters: the leader that appended C_new, and the removed
+   * voters it reached before it failed, can hold the only logs that C_old's majority will vote for, while the
+   * others, still in C_old,new, need that majority; if the removed ones did not campaign, no one could ever be
+   * elected. Elected, such a node is a leader outside its configuration, as a removed leader is until its C_new
+   * commits (thesis §4.2.2): it does not count itself, commits C_new with its no-op, and steps down. Learners and
+   * nodes no configuration names stay out (thesis §4.2.1). (The thesis lets removed servers time out and start
+   * elections, §4.2.3, and so does its implementation, LogCabin, for any server with a configuration.)
+   */
+  #mayCampaign(): boolean {
+    const { index, conf } = this.log.config();
+    if (isVoter(conf, this.id)) return true;
+    if (index <= this.log.committed) return false;
+    const previous = this.log.configAt(index - 1);
+    return isJoint(previous) && previous.outgoing.includes(this.id);
   }
 
   /** Whether this node heard from a leader within the minimum election timeout (thesis §4.2.3). */
