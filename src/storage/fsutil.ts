@@ -5,7 +5,7 @@ import { open, readdir, unlink, type FileHandle } from 'node:fs/promises';
 
 /** Counters FileStorage exposes through stats(); the WAL writer and the snapshot code add to the same object. */
 export interface Counters {
-  /** fdatasync/fsync calls on files and directories. */
+  /** fdatasync/fsync calls on files and directories, and synchronous (O_DSYNC) WAL batch writes. */
   fsyncs: number;
   /** WAL records written. */
   records: number;
@@ -13,7 +13,7 @@ export interface Counters {
   bytes: number;
   /** save() calls that resolved (or failed). */
   saves: number;
-  /** Group-commit batches: one write + one fdatasync of the active segment each. */
+  /** Group-commit batches: one synchronous write of the active segment each. */
   batches: number;
   /** save() calls that shared a batch with an earlier one (and so cost no fsync of their own). */
   savesCoalesced: number;
