@@ -895,7 +895,12 @@ export class RaftNode implements KvService {
     }
   }
 
-  /** The Ready contract: install a snapshot, persist, then send, then apply, then advance. */
+  /**
+   * The Ready contract: install a snapshot, persist, then send what depends on it, then advance. Committed entries
+   * are applied before this Ready's write completes: they are already durable on a majority (that is what commit
+   * means, §5.3), and the state machine lives in memory, so nothing about them waits for this node's disk. Under
+   * load that saves every answer one fdatasync.
+   */
   async #handleReady(rd: Ready): Promise<void> {
     if (rd.snapshot !== undefined) await this.#installSnapshot(rd.snapshot);
     // Before sending: this Ready's messages may go to members the new configuration just added.
@@ -915,6 +920,9 @@ export class RaftNode implements KvService {
       (early && m.type === 'AppendEntries' ? now : later).push(m);
     }
     if (now.length > 0) this.#transport.send(now);
+    for (const entry of rd.committedEntries) this.#apply(entry);
+    this.#applied.reached(this.#kv.lastApplied);
+    for (const read of rd.readStates) this.#reads.resolve(read.requestId, read.index);
     if (rd.hardState !== undefined) this.#latestHardState = rd.hardState;
     // Only the term, the vote and the entries must be durable before anything depends on them (Figure 2:
     // persistent state). The commit index is kept only so that a restart re-applies less: a Ready that changes
@@ -933,9 +941,6 @@ export class RaftNode implements KvService {
     }
     if (later.length > 0) this.#transport.send(later);
     for (const m of rd.messages) if (m.type === 'InstallSnapshot') this.#sendSnapshot(m);
-    for (const entry of rd.committedEntries) this.#apply(entry);
-    this.#applied.reached(this.#kv.lastApplied);
-    for (const read of rd.readStates) this.#reads.resolve(read.requestId, read.index);
     this.#raft.advance(rd);
     this.#observeRole(rd);
     this.#maybeSnapshot();
