@@ -3,6 +3,7 @@
 import { join } from 'node:path';
 import { systems, type SystemName } from './cluster.js';
 import { workloadNames, type WorkloadName } from './workloads.js';
+import { parseLongOptions, UsageError } from '../util/options.js';
 
 export const usage = `usage: npm run bench -- [options]
   --quick                a smoke run of a few seconds per workload: put-leader and mix at 1 and 64
@@ -34,7 +35,7 @@ export interface BenchOptions {
   readonly preloadKeys: number;
 }
 
-export class UsageError extends Error {}
+export { UsageError };
 
 const valued = [
   '--duration',
@@ -60,31 +61,7 @@ function list(raw: string): string[] {
 }
 
 export function parseOptions(argv: readonly string[], random: () => number = Math.random): BenchOptions {
-  const values = new Map<string, string>();
-  const set = new Set<string>();
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (arg === '--help' || arg === '-h') throw new UsageError('');
-    if (flags.includes(arg)) {
-      set.add(arg);
-      continue;
-    }
-    const eq = arg.indexOf('=');
-    const [name, inline] = eq > 0 ? [arg.slice(0, eq), arg.slice(eq + 1)] : [arg, undefined];
-    if (!valued.includes(name)) throw new UsageError(`unknown option ${arg}`);
-    const value = inline ?? argv[++i];
-    if (value === undefined) throw new UsageError(`${name} needs a value`);
-    values.set(name, value);
-  }
-  const int = (name: string, fallback: number, min: number, max: number): number => {
-    const raw = values.get(name);
-    if (raw === undefined) return fallback;
-    const n = Number(raw);
-    if (!Number.isInteger(n) || n < min || n > max) {
-      throw new UsageError(`${name}: expected an integer from ${min} to ${max}, got ${raw}`);
-    }
-    return n;
-  };
+  const { values, flags: set, int } = parseLongOptions(argv, valued, flags);
   const quick = set.has('--quick');
   const only = values.get('--only');
   if (only !== undefined && !(systems as readonly string[]).includes(only)) {

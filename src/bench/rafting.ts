@@ -4,7 +4,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePorts, type NodeStatus } from '../chaos/cluster.js';
+import { fetchStatus, freePorts, type NodeStatus } from '../chaos/cluster.js';
 import { BenchCluster, memberIds, type Command, type Endpoint, type LeaderView } from './cluster.js';
 
 const bin = fileURLToPath(new URL('../../bin/rafting', import.meta.url));
@@ -86,14 +86,8 @@ export class RaftingCluster extends BenchCluster {
     };
   }
 
-  async status(id: string, timeoutMs = 1000): Promise<NodeStatus | undefined> {
-    try {
-      const res = await fetch(`${this.url(id)}/status`, { signal: AbortSignal.timeout(timeoutMs) });
-      if (res.status !== 200) return undefined;
-      return (await res.json()) as NodeStatus;
-    } catch {
-      return undefined;
-    }
+  status(id: string, timeoutMs = 1000): Promise<NodeStatus | undefined> {
+    return fetchStatus(this.url(id), timeoutMs);
   }
 
   async view(id: string, timeoutMs = 1000): Promise<LeaderView | undefined> {

@@ -55,6 +55,17 @@ export async function freePorts(count: number): Promise<number[]> {
   return ports;
 }
 
+/** GET /status of the node at `baseUrl`, or undefined when it does not answer 200 within `timeoutMs`. */
+export async function fetchStatus(baseUrl: string, timeoutMs = 1000): Promise<NodeStatus | undefined> {
+  try {
+    const res = await fetch(`${baseUrl}/status`, { signal: AbortSignal.timeout(timeoutMs) });
+    if (res.status !== 200) return undefined;
+    return (await res.json()) as NodeStatus;
+  } catch {
+    return undefined;
+  }
+}
+
 /** Every child process any ChaosCluster started, so that an exiting runner can kill them all. */
 const everyChild = new Set<ChildProcess>();
 process.once('exit', () => {
@@ -262,14 +273,8 @@ export class ChaosCluster {
     }
   }
 
-  async status(id: string, timeoutMs = 1000): Promise<NodeStatus | undefined> {
-    try {
-      const res = await fetch(`${this.url(id)}/status`, { signal: AbortSignal.timeout(timeoutMs) });
-      if (res.status !== 200) return undefined;
-      return (await res.json()) as NodeStatus;
-    } catch {
-      return undefined;
-    }
+  status(id: string, timeoutMs = 1000): Promise<NodeStatus | undefined> {
+    return fetchStatus(this.url(id), timeoutMs);
   }
 
   /** A leader that a majority of the nodes agree on (same term), or undefined. */

@@ -3,6 +3,7 @@
 // Exit status 0 only if every check passed; 1 if one failed; 2 on bad arguments.
 
 import { nemesisKinds, type NemesisKind } from './nemesis.js';
+import { parseLongOptions, UsageError } from '../util/options.js';
 import { defaultOut, runChaos, type ChaosOptions } from './run.js';
 
 const usage = `usage: npm run chaos -- [options]
@@ -17,28 +18,15 @@ const usage = `usage: npm run chaos -- [options]
                          the run must report a linearizability violation`;
 
 function parseArgs(argv: readonly string[]): ChaosOptions {
-  const values = new Map<string, string>();
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (arg === '--help' || arg === '-h') throw new UsageError('');
-    const eq = arg.indexOf('=');
-    const [name, inline] = eq > 0 ? [arg.slice(0, eq), arg.slice(eq + 1)] : [arg, undefined];
-    if (!['--nodes', '--time', '--nemesis', '--seed', '--clients', '--out', '--planted-bug'].includes(name)) {
-      throw new UsageError(`unknown option ${arg}`);
-    }
-    const value = inline ?? argv[++i];
-    if (value === undefined) throw new UsageError(`${name} needs a value`);
-    values.set(name, value);
-  }
-  const int = (name: string, fallback: number, min: number, max: number): number => {
-    const raw = values.get(name);
-    if (raw === undefined) return fallback;
-    const n = Number(raw);
-    if (!Number.isInteger(n) || n < min || n > max) {
-      throw new UsageError(`${name}: expected an integer from ${min} to ${max}, got ${raw}`);
-    }
-    return n;
-  };
+  const { values, int } = parseLongOptions(argv, [
+    '--nodes',
+    '--time',
+    '--nemesis',
+    '--seed',
+    '--clients',
+    '--out',
+    '--planted-bug',
+  ]);
   const nodes = int('--nodes', 3, 3, 5);
   if (nodes !== 3 && nodes !== 5) throw new UsageError(`--nodes: 3 or 5, got ${nodes}`);
   const nemeses = (values.get('--nemesis') ?? nemesisKinds.join(','))
@@ -64,8 +52,6 @@ function parseArgs(argv: readonly string[]): ChaosOptions {
     ...(planted === undefined ? {} : { plantedBug: 'stale-reads' as const }),
   };
 }
-
-class UsageError extends Error {}
 
 async function main(): Promise<number> {
   let options: ChaosOptions;
