@@ -139,6 +139,11 @@ export class RaftNode implements KvService {
   #durable: HardState;
   /** The hard state of the latest Ready (its commit index may not be written yet). */
   #latestHardState: HardState;
+  /** The hard state as last handed to storage (possibly not durable yet). */
+  #requestedHardState: HardState;
+  /** Writes handed to storage and not yet durable, and the last of them (storage completes them in order). */
+  #writesInFlight = 0;
+  #lastWrite: Promise<void> = Promise.resolve();
   /** The index of the latest snapshot of the local state machine. */
   #snapshotIndex: number;
   #snapshotting = false;
@@ -155,6 +160,7 @@ export class RaftNode implements KvService {
   private constructor(options: RaftNodeOptions, raft: Raft, kv: KvStore, snapshotIndex: number) {
     this.#durable = raft.hardState();
     this.#latestHardState = this.#durable;
+    this.#requestedHardState = this.#durable;
     this.#readIndexFromLeader = options.readIndexFromLeader;
     this.id = options.id;
     this.#config = options.config;
@@ -884,35 +890,53 @@ export class RaftNode implements KvService {
     if (this.#busy || this.#closed) return;
     this.#busy = true;
     try {
-      while (this.#raft.hasReady() && !this.#closed) await this.#handleReady(this.#raft.ready());
+      while (this.#raft.hasReady() && !this.#closed && this.#fatal === undefined) {
+        // Pipelined writes, bounded: beyond maxWritesInFlight, wait for those in progress.
+        if (this.#writesInFlight >= maxWritesInFlight) await this.#lastWrite;
+        await this.#handleReady(this.#raft.ready());
+      }
     } catch (e) {
-      // Storage failed: the node can no longer keep Raft's promises, so it stops taking part.
-      this.#fatal = e instanceof Error ? e : new Error(String(e));
-      this.#logger.fatal({ err: this.#fatal }, 'storage failed; the node stops');
-      void this.close();
+      this.#fail(e);
     } finally {
       this.#busy = false;
     }
   }
 
+  /** Storage failed: the node can no longer keep Raft's promises, so it stops taking part. */
+  #fail(e: unknown): void {
+    if (this.#fatal !== undefined) return;
+    this.#fatal = e instanceof Error ? e : new Error(String(e));
+    this.#logger.fatal({ err: this.#fatal }, 'storage failed; the node stops');
+    void this.close();
+  }
+
   /**
-   * The Ready contract: install a snapshot, persist, then send what depends on it, then advance. Committed entries
-   * are applied before this Ready's write completes: they are already durable on a majority (that is what commit
-   * means, §5.3), and the state machine lives in memory, so nothing about them waits for this node's disk. Under
-   * load that saves every answer one fdatasync.
+   * The Ready contract, pipelined: install a snapshot; hand the entries and hard state to storage; send what does
+   * not depend on them; apply what is committed; advance; and once storage says the write is durable, tell the
+   * core (`persisted`) and send what depends on it. The next Ready need not wait for this write (storage keeps
+   * writes in order), so a leader's AppendEntries and commit announcements never wait for its own fdatasync.
+   *
+   * Committed entries are applied before this Ready's write completes: they are already durable on a majority
+   * (that is what commit means, §5.3), and the state machine lives in memory, so nothing about them waits for this
+   * node's disk.
    */
   async #handleReady(rd: Ready): Promise<void> {
-    if (rd.snapshot !== undefined) await this.#installSnapshot(rd.snapshot);
+    if (rd.snapshot !== undefined) {
+      await this.#lastWrite; // the staged snapshot replaces the log: no write of it may still be in progress
+      await this.#installSnapshot(rd.snapshot);
+    }
     // Before sending: this Ready's messages may go to members the new configuration just added.
     if (rd.config !== undefined) this.#onConfig(rd.config);
+    if (rd.hardState !== undefined) this.#latestHardState = rd.hardState;
     // Thesis §10.2.1: a leader's AppendEntries do not depend on its own copy being durable (it counts itself toward
-    // a majority only for entries in its stable storage), so they leave while its write is in progress. Everything
-    // else waits for the write: votes and acknowledgements promise what is being written, and so does any message
-    // sent in a Ready that changes the term or the vote.
+    // a majority only for entries in its stable storage), so they leave at once. Everything else waits for every
+    // write handed out so far: votes and acknowledgements promise what is being written, and so does any message
+    // sent while a change of the term or the vote is not yet durable.
+    const latest = this.#latestHardState;
     const early =
       rd.softState.role === 'leader' &&
-      (rd.hardState === undefined ||
-        (rd.hardState.term === this.#durable.term && rd.hardState.vote === this.#durable.vote));
+      latest.term === this.#durable.term &&
+      latest.vote === this.#durable.vote;
     const now: Message[] = [];
     const later: Message[] = [];
     for (const m of rd.messages) {
@@ -923,25 +947,49 @@ export class RaftNode implements KvService {
     for (const entry of rd.committedEntries) this.#apply(entry);
     this.#applied.reached(this.#kv.lastApplied);
     for (const read of rd.readStates) this.#reads.resolve(read.requestId, read.index);
-    if (rd.hardState !== undefined) this.#latestHardState = rd.hardState;
     // Only the term, the vote and the entries must be durable before anything depends on them (Figure 2:
     // persistent state). The commit index is kept only so that a restart re-applies less: a Ready that changes
     // nothing else needs no write (and no fdatasync on the commit path); the commit index rides along with the
-    // next write that is needed. It never runs ahead of the stored log: the entries it covers were written by an
-    // earlier Ready, and Readies are written in order.
-    const termOrVote =
-      rd.hardState !== undefined &&
-      (rd.hardState.term !== this.#durable.term || rd.hardState.vote !== this.#durable.vote);
+    // next write that is needed. It never runs ahead of the stored log: the entries it covers were handed to
+    // storage by an earlier Ready, and storage keeps writes in order.
+    const requested = this.#requestedHardState;
+    const termOrVote = latest.term !== requested.term || latest.vote !== requested.vote;
+    let wrote = false;
     if (termOrVote || rd.entries.length > 0) {
-      const hardState = sameHardState(this.#latestHardState, this.#durable)
-        ? undefined
-        : this.#latestHardState;
-      await this.#storage.save(hardState, rd.entries);
-      if (hardState !== undefined) this.#durable = hardState;
+      const hardState = sameHardState(latest, requested) ? undefined : latest;
+      this.#requestedHardState = latest;
+      const entries = rd.entries;
+      const write = this.#storage.save(hardState, entries).then(() => {
+        if (hardState !== undefined) this.#durable = hardState;
+        if (!this.#closed) this.#raft.persisted(entries);
+      });
+      wrote = true;
+      this.#writesInFlight++;
+      this.#lastWrite = write;
+      write.then(
+        () => {
+          this.#writesInFlight--;
+          // The core may have committed (a leader counts its own durable entries): handle that now, as the loop
+          // would have had it waited for the write, rather than a turn of the event loop later.
+          if (!this.#busy) void this.#drain();
+        },
+        (e: unknown) => {
+          this.#writesInFlight--;
+          this.#fail(e);
+        },
+      );
     }
-    if (later.length > 0) this.#transport.send(later);
+    if (later.length > 0) {
+      // After every write handed out so far (writes complete in order, so these go out in Ready order too).
+      if (this.#writesInFlight === 0) this.#transport.send(later);
+      else
+        void this.#lastWrite.then(
+          () => this.#transport.send(later),
+          () => undefined,
+        );
+    }
     for (const m of rd.messages) if (m.type === 'InstallSnapshot') this.#sendSnapshot(m);
-    this.#raft.advance(rd);
+    this.#raft.advance(rd, !wrote);
     this.#observeRole(rd);
     this.#maybeSnapshot();
   }
@@ -1108,6 +1156,12 @@ function notMember(id: NodeId): MembershipError {
 function sameHardState(a: HardState, b: HardState): boolean {
   return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
 }
+
+/**
+ * Ready writes that may be in progress at once (pipelining). Storage coalesces writes queued behind one in
+ * progress, so more in flight cost no more fdatasyncs; the bound keeps the held messages bounded.
+ */
+const maxWritesInFlight = 4;
 
 /** Requests in one Forward message (and the most a leader takes from one). */
 const maxForwardRequests = 512;

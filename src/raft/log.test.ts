@@ -139,4 +139,21 @@ describe('RaftLog compaction and snapshots (§7)', () => {
     expect(log.lastTerm()).toBe(3);
     expect(log.unstableEntries()).toEqual([]);
   });
+
+  it('pipelined writes: entries handed to storage are not handed out again; a truncation pulls both marks back', () => {
+    const log = new RaftLog(null, entries([1]), 1);
+    const batch = entries([1, 1, 1], 2); // indices 2..4
+    expect(log.tryAppend(1, 1, batch)).toBe(4);
+    expect(log.unstableEntries().map((e) => e.index)).toEqual([2, 3, 4]);
+    log.writtenTo(batch);
+    expect(log.unstableEntries()).toEqual([]);
+    expect([log.stable, log.written]).toEqual([1, 4]);
+    // A new leader's entry conflicts at 3 while the write of 2..4 is in progress.
+    expect(log.tryAppend(2, 1, entries([2], 3))).toBe(3);
+    expect([log.stable, log.written]).toEqual([1, 2]);
+    expect(log.unstableEntries().map((e) => [e.index, e.term])).toEqual([[3, 2]]);
+    // The old write completes: only the prefix the log still holds (index 2) counts as stable.
+    log.stableTo(batch);
+    expect([log.stable, log.written]).toEqual([2, 2]);
+  });
 });

@@ -19,7 +19,7 @@ export interface ConflictHint {
 /**
  * The log: the entries after the last snapshot, and the watermarks the Ready contract needs.
  *
- * Invariants: offset <= applied <= committed <= lastIndex(); offset <= stable <= lastIndex();
+ * Invariants: offset <= applied <= committed <= lastIndex(); offset <= stable <= written <= lastIndex();
  * #entries[i].index === offset + i + 1. Entries up to `offset` are compacted into a snapshot (§7); only the term of
  * the last of them is kept, for the consistency check of the entry after it.
  *
@@ -45,6 +45,11 @@ export class RaftLog {
   applied: number;
   /** Highest index known to be in stable storage. */
   stable: number;
+  /**
+   * Highest index handed to storage in a Ready (its write may still be in progress): the next Ready's entries start
+   * after it. Equal to `stable` when every write is waited for before the next Ready.
+   */
+  written: number;
 
   constructor(
     snapshot: SnapshotMeta | null,
@@ -66,6 +71,7 @@ export class RaftLog {
     this.#entries = entries.slice();
     for (const entry of entries) this.#noteConf(entry);
     this.stable = this.lastIndex();
+    this.written = this.stable;
     // A snapshot holds only committed entries, and the state machine starts from it.
     this.applied = this.#offset;
     if (committed > this.lastIndex()) {
@@ -196,6 +202,7 @@ export class RaftLog {
   private truncateFrom(index: number): void {
     this.#entries.length = index - this.#offset - 1;
     this.stable = Math.min(this.stable, index - 1);
+    this.written = Math.min(this.written, index - 1);
     // Thesis §4.1: a configuration whose entry is removed no longer applies; the one before it does again.
     while ((this.#confs[this.#confs.length - 1]?.index ?? 0) >= index) this.#confs.pop();
   }
@@ -228,7 +235,12 @@ export class RaftLog {
 
   /** Entries not yet handed to storage. */
   unstableEntries(): Entry[] {
-    return this.#entries.slice(this.stable - this.#offset);
+    return this.#entries.slice(this.written - this.#offset);
+  }
+
+  /** `entries` (a Ready's) were handed to storage; the prefix still ours need not be handed out again. */
+  writtenTo(entries: readonly Entry[]): void {
+    this.written = Math.max(this.written, this.#matchingPrefix(entries));
   }
 
   /**
@@ -236,13 +248,17 @@ export class RaftLog {
    * truncated it), so only the prefix that is still ours counts as stable.
    */
   stableTo(entries: readonly Entry[]): void {
+    this.stable = Math.max(this.stable, this.#matchingPrefix(entries));
+    this.written = Math.max(this.written, this.stable);
+  }
+
+  /** The last index of `entries` whose entry the log still holds with the same term (0 when none). */
+  #matchingPrefix(entries: readonly Entry[]): number {
     for (let i = entries.length - 1; i >= 0; i--) {
       const entry = entries[i];
-      if (entry !== undefined && this.matchTerm(entry.index, entry.term)) {
-        this.stable = Math.max(this.stable, entry.index);
-        return;
-      }
+      if (entry !== undefined && this.matchTerm(entry.index, entry.term)) return entry.index;
     }
+    return 0;
   }
 
   /** Committed entries not yet applied, at most `maxCount`. */
@@ -287,10 +303,12 @@ export class RaftLog {
       this.#entries = [];
       this.#confs = [];
       this.stable = snapshot.index;
+      this.written = snapshot.index;
     }
     this.#offset = snapshot.index;
     this.#offsetTerm = snapshot.term;
     this.stable = Math.max(this.stable, snapshot.index);
+    this.written = Math.max(this.written, this.stable);
     this.committed = Math.max(this.committed, snapshot.index);
     this.applied = snapshot.index;
   }

@@ -344,6 +344,29 @@ describe('log replication (§5.3)', () => {
     expect(n1.log.committed).toBe(2);
   });
 
+  it('pipelined writes: a Ready advanced before its write is durable is not handed out again, and counts once persisted', () => {
+    const n1 = core('n1', { voters: ['n1', 'n2'] });
+    const n2 = core('n2', { voters: ['n1', 'n2'] });
+    const net = new Net([n1, n2]);
+    net.elect('n1');
+    n1.propose(text.encode('x'));
+    const first = n1.ready();
+    n1.advance(first, false); // handed to storage, write in progress
+    expect(first.entries.map((e) => e.index)).toEqual([2]);
+    n1.propose(text.encode('y'));
+    const second = n1.ready(); // the next Ready carries only the new entry
+    n1.advance(second, false);
+    expect(second.entries.map((e) => e.index)).toEqual([3]);
+    for (const m of [...first.messages, ...second.messages]) n2.step(m);
+    for (const m of drain(n2).messages) n1.step(m); // the follower has 2 and 3
+    expect(n1.log.committed).toBe(1); // the leader's own copy is not durable: no majority yet
+    n1.persisted(first.entries);
+    expect(n1.log.committed).toBe(2);
+    n1.persisted(second.entries);
+    expect(n1.log.committed).toBe(3);
+    expect(n1.hasReady()).toBe(true); // the commit is to be applied and announced
+  });
+
   it('fast backtracking: the leader skips a whole conflicting term per round trip', () => {
     // n2 was leader of term 2 and appended 50 entries that never replicated; n1 leads term 3 with other ones.
     const common = [entry(1, 1)];

@@ -603,7 +603,7 @@ export class Raft {
       this.#readRoundOpen ||
       this.#readStates.length > 0 ||
       this.#messages.length > 0 ||
-      this.log.stable < this.log.lastIndex() ||
+      this.log.written < this.log.lastIndex() ||
       this.log.applied < this.log.committed ||
       !sameHardState(this.hardState(), this.#lastHardState) ||
       this.log.config() !== this.#lastConf
@@ -642,16 +642,28 @@ export class Raft {
     };
   }
 
-  /** The Ready was persisted, its messages sent and its committed entries applied. */
-  advance(rd: Ready): void {
+  /**
+   * The Ready was handled: its messages sent (or held until its write is durable) and its committed entries
+   * applied. With `persisted` false, its entries were handed to storage but are not durable yet: the outside calls
+   * `persisted(rd.entries)` once they are, and may meanwhile take the next Ready (pipelined writes: a leader's
+   * AppendEntries and commit announcements then need not wait for its own fdatasync).
+   */
+  advance(rd: Ready, persisted = true): void {
     if (rd.hardState !== undefined) this.#lastHardState = rd.hardState;
     if (rd.entries.length > 0) {
-      this.log.stableTo(rd.entries);
-      // Thesis §10.2.1: the leader counts itself toward a majority only for entries in its own stable storage.
-      if (this.#role === 'leader') this.#maybeCommit();
+      this.log.writtenTo(rd.entries);
+      if (persisted) this.persisted(rd.entries);
     }
     const lastApplied = rd.committedEntries[rd.committedEntries.length - 1];
     if (lastApplied !== undefined) this.log.appliedTo(lastApplied.index);
+  }
+
+  /** Entries of an earlier Ready are now in stable storage (see `advance`). */
+  persisted(entries: readonly Entry[]): void {
+    if (entries.length === 0) return;
+    this.log.stableTo(entries);
+    // Thesis §10.2.1: the leader counts itself toward a majority only for entries in its own stable storage.
+    if (this.#role === 'leader') this.#maybeCommit();
   }
 
   // ---------------------------------------------------------------------------------------------------------
