@@ -1065,7 +1065,7 @@ export class RaftNode implements KvService {
     // Thesis §5.1: the snapshot keeps the configuration as of its last index.
     const meta = { index, term, config: this.#raft.log.configAt(index) };
     // A point in time, read while the node goes on applying (copy on write, see KvStore.beginSnapshot).
-    const view = this.#kv.beginSnapshot();
+    const view = this.#kv.beginSnapshot(snapshotSliceBytes);
     this.#snapshotting = true;
     void (async () => {
       await this.#storage.saveSnapshot(meta, view.chunks());
@@ -1162,6 +1162,12 @@ function sameHardState(a: HardState, b: HardState): boolean {
  * progress, so more in flight cost no more fdatasyncs; the bound keeps the held messages bounded.
  */
 const maxWritesInFlight = 4;
+
+/**
+ * A snapshot of the state machine is encoded this many bytes per turn of the event loop: small enough that
+ * encoding never holds up requests for long (a 1 MiB slice took 3-5 ms and raised p99 under load several-fold).
+ */
+const snapshotSliceBytes = 64 * 1024;
 
 /** Requests in one Forward message (and the most a leader takes from one). */
 const maxForwardRequests = 512;

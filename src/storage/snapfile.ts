@@ -79,6 +79,9 @@ export function isLeftover(name: string): boolean {
   return (name.startsWith('tmp-') || name.startsWith('staged-')) && name.endsWith('.tmp');
 }
 
+/** A snapshot file being written is fdatasynced every this many bytes, and once more at the end. */
+const syncEveryBytes = 1 << 20;
+
 export interface WriteSnapshotOptions {
   /** Small chunks are gathered up to this many bytes before one write. */
   readonly bufferBytes: number;
@@ -106,6 +109,7 @@ export async function writeSnapshotFile(
     let pos = header.length;
     let size = 0;
     let dataCrc = 0;
+    let synced = 0;
     for await (const chunk of chunks) {
       dataCrc = crc32(chunk, dataCrc);
       size += chunk.length;
@@ -117,6 +121,12 @@ export async function writeSnapshotFile(
       await writeAll(fh, buffer.subarray(0, buffered), pos);
       pos += buffered;
       buffered = 0;
+      // Flush as we go: one fdatasync of a whole large file at the end would hold up the WAL's synchronous writes
+      // on the same disk for as long as it takes (tens of milliseconds for a few tens of MiB).
+      if (pos - synced >= syncEveryBytes) {
+        await datasync(fh, options.counters);
+        synced = pos;
+      }
       if (chunk.length * 2 <= buffer.length) {
         buffer.set(chunk, 0);
         buffered = chunk.length;
