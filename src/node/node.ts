@@ -7,7 +7,14 @@ import { electionTicks, heartbeatTicks } from '../config/load.js';
 import type { ClusterConfig } from '../config/types.js';
 import { encodeCommand, type Command } from '../kv/command.js';
 import { KvStore, type ApplyResult } from '../kv/store.js';
-import { decodeConfState, isJoint, isVoter, members, type ConfChange } from '../raft/confstate.js';
+import {
+  applyChanges,
+  decodeConfState,
+  isJoint,
+  isVoter,
+  members,
+  type ConfChange,
+} from '../raft/confstate.js';
 import { Raft, type RaftLimits, type Ready } from '../raft/raft.js';
 import { SeededRandom } from '../raft/random.js';
 import {
@@ -18,6 +25,7 @@ import {
   type InstallSnapshot,
   type Message,
   type NodeId,
+  sameHardState,
   type Role,
   type SnapshotMeta,
 } from '../raft/types.js';
@@ -684,14 +692,12 @@ export class RaftNode implements KvService {
    * the C_new that follows it (thesis §4.3). `added` gives the address of a new member.
    */
   async #changeConfig(changes: readonly ConfChange[], added?: [NodeId, MemberAddress]): Promise<void> {
-    const ids = new Set(members(this.#raft.config));
-    for (const change of changes) {
-      if (change.type === 'remove') ids.delete(change.id);
-      else ids.add(change.id);
-    }
+    // The members after the change, by the core's own arithmetic (an invalid change is refused by the core below).
+    const next = applyChanges(this.#raft.config, changes, '');
+    const ids = members(next.ok ? next.next : this.#raft.config);
     const book = new Map(this.#book);
     if (added !== undefined) book.set(added[0], added[1]);
-    const context = encodeAddressBook([...ids], book);
+    const context = encodeAddressBook(ids, book);
     const deadline = Date.now() + this.#config.requestTimeoutMs;
     for (;;) {
       this.#requireLeader();
@@ -1151,10 +1157,6 @@ function toValue(key: string, found: { value: string; index: number } | null): K
 
 function notMember(id: NodeId): MembershipError {
   return new MembershipError('member_not_found', `${id} is not a member of the cluster`);
-}
-
-function sameHardState(a: HardState, b: HardState): boolean {
-  return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
 }
 
 /**

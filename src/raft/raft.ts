@@ -31,6 +31,7 @@ import {
   type HardState,
   type Message,
   type NodeId,
+  sameHardState,
   type RequestVote,
   type RequestVoteResponse,
   type Role,
@@ -1241,8 +1242,4 @@ function describeConf(c: ConfState): string {
   const learners = c.learners.length > 0 ? ` learners ${c.learners.join(',')}` : '';
   const old = isJoint(c) ? ` (old voters ${c.outgoing.join(',')})` : '';
   return `voters ${c.voters.join(',')}${learners}${old}`;
-}
-
-function sameHardState(a: HardState, b: HardState): boolean {
-  return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
 }

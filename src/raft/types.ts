@@ -35,6 +35,10 @@ export interface HardState {
 
 export const emptyHardState: HardState = { term: 0, vote: '', commit: 0 };
 
+export function sameHardState(a: HardState, b: HardState): boolean {
+  return a.term === b.term && a.vote === b.vote && a.commit === b.commit;
+}
+
 /** Fields every message carries. `term` is the sender's current term (Figure 2, "Rules for All Servers"). */
 interface MessageBase {
   readonly from: NodeId;
