@@ -218,6 +218,12 @@ describe('REST API: bad input gets a JSON error with an honest status', () => {
     expectError(await request('POST', `${base}/cluster/leader`, { to: 'node9' }), 400, 'invalid_target');
     expectError(await request('POST', `${base}/cluster/leader`, {}), 400, 'invalid_target');
   });
+  it('the cluster-internal read index: 400 for a malformed "for", a number otherwise', async () => {
+    expectError(await request('POST', `${base}/internal/read-index?for=no%20spaces`), 400, 'invalid_member');
+    const res = await request('POST', `${base}/internal/read-index?for=node2`);
+    expect(res.status).toBe(200);
+    expect(typeof (res.body as { index: unknown }).index).toBe('number');
+  });
   it('the node keeps serving after all of the above', async () => {
     expect((await request('PUT', `${base}/kv/after`, { value: 'ok' })).status).toBe(200);
   });

@@ -282,10 +282,13 @@ export function buildHttpServer(options: HttpOptions) {
     return reply;
   });
 
-  // Cluster-internal: a follower asks the leader for a confirmed read index (thesis §6.4).
-  app.post('/internal/read-index', async (_request, reply) =>
-    reply.send({ index: await service.readIndex() }),
-  );
+  // Cluster-internal: a follower asks the leader for a confirmed read index (thesis §6.4); `?for=<its id>` makes
+  // the leader tell it of the commit index at once (it waits to apply up to the index before it answers).
+  app.post('/internal/read-index', async (request, reply) => {
+    const forPeer = (request.query as Record<string, unknown>)['for'];
+    const index = await service.readIndex(forPeer === undefined ? undefined : memberIdOf(forPeer));
+    return reply.send({ index });
+  });
 
   return app;
 }

@@ -77,8 +77,11 @@ export interface KvService {
   put(key: string, value: string, options?: WriteOptions): Promise<WriteResult>;
   delete(key: string, options?: WriteOptions): Promise<WriteResult>;
   get(key: string, consistency: Consistency): Promise<ReadResult>;
-  /** Leader only: a confirmed read index (for followers' linearizable reads). */
-  readIndex(): Promise<number>;
+  /**
+   * Leader only: a confirmed read index (for followers' linearizable reads). `forPeer`, the follower that asks,
+   * then hears of new commit indexes at once until it can apply this one.
+   */
+  readIndex(forPeer?: NodeId): Promise<number>;
   /** Leader only: hands leadership to `to` and resolves once it leads (thesis §3.10). */
   transferLeadership(to: NodeId): Promise<{ readonly leader: NodeId; readonly term: number }>;
   /** Resolves with the leader once one is known, or null after `timeoutMs`. */

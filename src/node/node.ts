@@ -71,7 +71,7 @@ export interface RaftNodeOptions {
    * Asks the leader for a confirmed read index (a follower's linearizable read, thesis §6.4). Provided by the
    * HTTP layer; without it a follower refuses linearizable reads with NotLeaderError.
    */
-  readonly readIndexFromLeader?: (leader: NodeId, timeoutMs: number) => Promise<number>;
+  readonly readIndexFromLeader?: (leader: NodeId, self: NodeId, timeoutMs: number) => Promise<number>;
   /** Client requests waiting for their entry to apply; beyond this new ones get 503 (STYLE.md 7). */
   readonly maxPendingRequests?: number;
   /**
@@ -347,6 +347,8 @@ export class RaftNode implements KvService {
       }
       const proposed = this.#raft.propose(data);
       if (proposed.ok) {
+        // The follower answers its client once it has applied the entry: it must hear of its commit at once.
+        this.#raft.wantCommit(m.from, proposed.index);
         this.#settleSuperseded(proposed.index);
         results.push({ id, index: proposed.index, term: proposed.term });
       } else {
@@ -455,10 +457,10 @@ export class RaftNode implements KvService {
     const leader = this.#raft.leader ?? (await this.awaitLeader(this.#leaderWaitMs()));
     if (leader === null || this.#readIndexFromLeader === undefined) throw new NotLeaderError(leader);
     if (leader === this.id) return this.readIndex();
-    return this.#readIndexFromLeader(leader, this.#config.requestTimeoutMs);
+    return this.#readIndexFromLeader(leader, this.id, this.#config.requestTimeoutMs);
   }
 
-  readIndex(): Promise<number> {
+  readIndex(forPeer?: NodeId): Promise<number> {
     if (this.#closed) return Promise.reject(new UnavailableError('the node is shutting down'));
     const requestId = ++this.#readSeq;
     const result = this.#raft.readIndex(requestId);
@@ -467,7 +469,18 @@ export class RaftNode implements KvService {
       return Promise.reject(new NotLeaderError(result.leader));
     }
     this.#schedule();
-    return this.#reads.wait(requestId, this.#config.requestTimeoutMs, 'leadership not confirmed in time');
+    const index = this.#reads.wait(
+      requestId,
+      this.#config.requestTimeoutMs,
+      'leadership not confirmed in time',
+    );
+    if (forPeer === undefined) return index;
+    // The follower answers once it has applied this index: it must hear of the commit index at once.
+    return index.then((i) => {
+      this.#raft.wantCommit(forPeer, i);
+      this.#schedule();
+      return i;
+    });
   }
 
   async transferLeadership(to: NodeId): Promise<{ leader: NodeId; term: number }> {

@@ -80,7 +80,8 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
     logger,
     bootstrapVoters,
     ...(self.dial === undefined ? {} : { dial: self.dial }),
-    readIndexFromLeader: (leader, timeoutMs) => readIndexFrom(peerWebAddress(leader), leader, timeoutMs),
+    readIndexFromLeader: (leader, from, timeoutMs) =>
+      readIndexFrom(peerWebAddress(leader), leader, from, timeoutMs),
   });
   /** Where this node reaches a peer's REST API (its web address, unless `web_dial` says otherwise). */
   const peerWebAddress = (id: NodeId): string | undefined => self.webDial?.[id] ?? node.webAddressOf(id);
@@ -124,12 +125,13 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
 async function readIndexFrom(
   address: string | undefined,
   leader: NodeId,
+  from: NodeId,
   timeoutMs: number,
 ): Promise<number> {
   if (address === undefined) throw new NotLeaderError(null);
   let res: Response;
   try {
-    res = await fetch(`http://${address}/internal/read-index`, {
+    res = await fetch(`http://${address}/internal/read-index?for=${encodeURIComponent(from)}`, {
       method: 'POST',
       signal: AbortSignal.timeout(timeoutMs),
     });

@@ -70,6 +70,13 @@ export class Progress {
   pendingSnapshot = 0;
   /** In probe state: a message was sent and its answer has not arrived yet. */
   probeSent = false;
+  /** The highest commit index sent to the follower (in any AppendEntries, delivered or not). */
+  commitSent = 0;
+  /**
+   * The follower has clients waiting for the commit index to reach this (writes it passed on, reads it serves):
+   * the leader tells it a new commit index at once rather than with the next AppendEntries.
+   */
+  commitWanted = 0;
   readonly inflights: Inflights;
 
   constructor(next: number, maxInflight: number) {

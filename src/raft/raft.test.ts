@@ -240,14 +240,63 @@ describe('leader election (§5.2)', () => {
 });
 
 describe('log replication (§5.3)', () => {
-  it('followers learn a new commit index at once, not with the next heartbeat (as etcd/raft)', () => {
+  it('followers learn a new commit index with the next AppendEntries (§5.3), not in a message of its own', () => {
     const net = new Net(ids.map((id) => core(id)));
     net.elect('n1');
     const leader = net.get('n1');
     const p = leader.propose(text.encode('x'));
     net.run(); // no tick: only the messages the proposal causes
     expect(p.ok && leader.log.committed >= p.index).toBe(true);
-    for (const id of ['n2', 'n3']) expect(net.get(id).log.committed).toBe(leader.log.committed);
+    const committed = leader.log.committed;
+    for (const id of ['n2', 'n3']) expect(net.get(id).log.committed).toBeLessThan(committed);
+    // The next proposal's AppendEntries carries it.
+    leader.propose(text.encode('y'));
+    net.run();
+    for (const id of ['n2', 'n3']) expect(net.get(id).log.committed).toBeGreaterThanOrEqual(committed);
+  });
+
+  it('a follower waiting for the commit index (wantCommit) hears of it at once; the others do not', () => {
+    const net = new Net(ids.map((id) => core(id)));
+    net.elect('n1');
+    const leader = net.get('n1');
+    const p = leader.propose(text.encode('x'));
+    if (!p.ok) throw new Error('propose failed');
+    leader.wantCommit('n2', p.index); // say n2 passed this write on and waits to apply it
+    net.run();
+    expect(leader.log.committed).toBe(p.index);
+    expect(net.get('n2').log.committed).toBe(p.index);
+    expect(net.get('n3').log.committed).toBeLessThan(p.index);
+    // Covered: a later commit is no longer announced to n2 either.
+    const q = leader.propose(text.encode('y'));
+    net.run();
+    expect(q.ok && leader.log.committed === q.index).toBe(true);
+    expect(net.get('n2').log.committed).toBe(p.index);
+  });
+
+  it('wantCommit of an index already committed but not yet sent announces it in the next Ready', () => {
+    const net = new Net(ids.map((id) => core(id)));
+    net.elect('n1');
+    const leader = net.get('n1');
+    const p = leader.propose(text.encode('x'));
+    if (!p.ok) throw new Error('propose failed');
+    net.run();
+    expect(net.get('n3').log.committed).toBeLessThan(p.index);
+    leader.wantCommit('n3', p.index); // a read index handed to n3
+    expect(leader.hasReady()).toBe(true);
+    net.run();
+    expect(net.get('n3').log.committed).toBe(p.index);
+    // Known already: nothing more to send.
+    leader.wantCommit('n3', p.index);
+    expect(leader.hasReady()).toBe(false);
+  });
+
+  it('wantCommit is ignored by a follower and for an unknown peer', () => {
+    const net = new Net(ids.map((id) => core(id)));
+    net.elect('n1');
+    net.get('n2').wantCommit('n3', 5);
+    expect(net.get('n2').hasReady()).toBe(false);
+    net.get('n1').wantCommit('n9', 5);
+    expect(net.get('n1').hasReady()).toBe(false);
   });
 
   it('the leader replicates proposals; they commit on a majority and are applied everywhere', () => {
