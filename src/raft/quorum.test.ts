@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { jointMatchIndex, jointTally, majorityMatchIndex, quorumSize, tallyVotes } from './quorum.js';
 
@@ -23,6 +24,20 @@ describe('quorum arithmetic (§5.2: a majority of the servers)', () => {
   ])('§5.3: the index replicated on a majority of %j is %i', (matches, expected) =>
     expect(majorityMatchIndex(matches)).toBe(expected),
   );
+
+  it('§5.3, by definition: the highest N that a majority of match indexes reach', () => {
+    fc.assert(
+      fc.property(fc.array(fc.nat(1000), { minLength: 1, maxLength: 15 }), (matches) => {
+        const input = [...matches];
+        const n = majorityMatchIndex(matches);
+        expect(matches).toEqual(input); // the input is not reordered
+        const reach = (index: number) =>
+          matches.filter((m) => m >= index).length >= quorumSize(matches.length);
+        expect(reach(n)).toBe(true);
+        expect(matches.some((m) => m > n && reach(m))).toBe(false);
+      }),
+    );
+  });
 
   const voters = ['a', 'b', 'c', 'd', 'e'];
   it.each([

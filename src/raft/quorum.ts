@@ -13,10 +13,32 @@ export function quorumSize(voterCount: number): number {
  * "there exists an N such that a majority of matchIndex[i] >= N"). Returns 0 for no voters.
  */
 export function majorityMatchIndex(matchIndexes: readonly number[]): number {
-  if (matchIndexes.length === 0) return 0;
-  const sorted = [...matchIndexes].sort((a, b) => b - a);
-  // The quorum-th highest value is held by at least a quorum of voters.
-  return sorted[quorumSize(matchIndexes.length) - 1] ?? 0;
+  scratch.length = 0;
+  for (const m of matchIndexes) scratch.push(m);
+  return quorumOfScratch();
+}
+
+/**
+ * Reused by every quorum computation: a leader computes one per acknowledgement, and sorting a fresh copy each
+ * time (Array.prototype.sort allocates its own work space too) was a visible share of its garbage.
+ */
+const scratch: number[] = [];
+
+/** The quorum-th highest value in `scratch`: at least a quorum of voters hold it. Sorts `scratch` in place. */
+function quorumOfScratch(): number {
+  const n = scratch.length;
+  if (n === 0) return 0;
+  // Insertion sort, descending: n is the number of voters, a handful.
+  for (let i = 1; i < n; i++) {
+    const v = scratch[i] ?? 0;
+    let j = i - 1;
+    while (j >= 0 && (scratch[j] ?? 0) < v) {
+      scratch[j + 1] = scratch[j] ?? 0;
+      j--;
+    }
+    scratch[j + 1] = v;
+  }
+  return scratch[quorumSize(n) - 1] ?? 0;
 }
 
 export type VoteResult = 'won' | 'lost' | 'pending';
@@ -41,9 +63,15 @@ export function tallyVotes(voters: readonly NodeId[], votes: ReadonlyMap<NodeId,
  * once a majority of C_new and a majority of C_old hold it. `matchOf` gives each voter's match index.
  */
 export function jointMatchIndex(c: ConfState, matchOf: (id: NodeId) => number): number {
-  const incoming = majorityMatchIndex(c.voters.map(matchOf));
+  const incoming = votersMatchIndex(c.voters, matchOf);
   if (c.outgoing.length === 0) return incoming;
-  return Math.min(incoming, majorityMatchIndex(c.outgoing.map(matchOf)));
+  return Math.min(incoming, votersMatchIndex(c.outgoing, matchOf));
+}
+
+function votersMatchIndex(voters: readonly NodeId[], matchOf: (id: NodeId) => number): number {
+  scratch.length = 0;
+  for (const id of voters) scratch.push(matchOf(id));
+  return quorumOfScratch();
 }
 
 /** An election under configuration `c` (§5.2 with thesis §4.3): while joint, it must be won in both halves. */

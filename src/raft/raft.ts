@@ -901,26 +901,15 @@ export class Raft {
   #handleInstallSnapshot(m: InstallSnapshot): void {
     this.#followLeader(m);
     const { index, term } = m.snapshot;
-    const reply = {
-      type: 'AppendEntriesResponse',
-      from: this.id,
-      to: m.from,
-      term: this.#term,
-      success: true,
-      rejectedIndex: 0,
-      conflictTerm: 0,
-      conflictIndex: 0,
-      context: 0,
-    } as const;
     if (index <= this.log.committed) {
       // Nothing new: we already hold (and may have applied past) everything the snapshot covers.
-      this.#send<AppendEntriesResponse>({ ...reply, matchIndex: this.log.committed });
+      this.#replyAppend(m.from, 0, 0, true, this.log.committed, 0, 0);
       return;
     }
     if (this.log.matchTerm(index, term)) {
       // Figure 13 step 6: the log already has the snapshot's last entry; keep the log, it is committed up to there.
       this.log.commitTo(index);
-      this.#send<AppendEntriesResponse>({ ...reply, matchIndex: index });
+      this.#replyAppend(m.from, 0, 0, true, index, 0, 0);
       return;
     }
     // Figure 13 steps 7-8: discard the log and reset the state machine from the snapshot.
@@ -928,48 +917,54 @@ export class Raft {
     this.log.restore(m.snapshot);
     this.#snapshot = m.snapshot;
     this.#pendingInstall = m.snapshot;
-    this.#send<AppendEntriesResponse>({ ...reply, matchIndex: index });
+    this.#replyAppend(m.from, 0, 0, true, index, 0, 0);
   }
 
   #handleAppendEntries(m: AppendEntries): void {
     this.#followLeader(m);
 
-    const reply = {
-      type: 'AppendEntriesResponse',
-      from: this.id,
-      to: m.from,
-      term: this.#term,
-      rejectedIndex: m.prevLogIndex,
-      context: m.context,
-    } as const;
-
     if (m.prevLogIndex < this.log.committed) {
       // An old or duplicated message: our committed prefix already matches every leader's log (Leader
       // Completeness, §5.4), so answer with that instead of re-checking an older prefix (as etcd/raft does).
-      this.#send<AppendEntriesResponse>({
-        ...reply,
-        success: true,
-        matchIndex: this.log.committed,
-        conflictTerm: 0,
-        conflictIndex: 0,
-      });
+      this.#replyAppend(m.from, m.prevLogIndex, m.context, true, this.log.committed, 0, 0);
       return;
     }
 
     const lastNew = this.log.tryAppend(m.prevLogIndex, m.prevLogTerm, m.entries);
     if (lastNew === null) {
       const hint = this.log.conflictHint(m.prevLogIndex);
-      this.#send<AppendEntriesResponse>({ ...reply, success: false, matchIndex: 0, ...hint });
+      this.#replyAppend(m.from, m.prevLogIndex, m.context, false, 0, hint.conflictTerm, hint.conflictIndex);
       return;
     }
     // Figure 2, AppendEntries receiver step 5: commitIndex = min(leaderCommit, index of last new entry).
     this.log.commitTo(Math.min(m.leaderCommit, lastNew));
+    this.#replyAppend(m.from, m.prevLogIndex, m.context, true, lastNew, 0, 0);
+  }
+
+  /**
+   * The answer to an AppendEntries (or an InstallSnapshot, with rejectedIndex 0). Built as one literal: an object
+   * spread followed by more properties costs V8 (Node 20) microseconds and kilobytes of garbage per message.
+   */
+  #replyAppend(
+    to: NodeId,
+    rejectedIndex: number,
+    context: number,
+    success: boolean,
+    matchIndex: number,
+    conflictTerm: number,
+    conflictIndex: number,
+  ): void {
     this.#send<AppendEntriesResponse>({
-      ...reply,
-      success: true,
-      matchIndex: lastNew,
-      conflictTerm: 0,
-      conflictIndex: 0,
+      type: 'AppendEntriesResponse',
+      from: this.id,
+      to,
+      term: this.#term,
+      success,
+      matchIndex,
+      rejectedIndex,
+      conflictTerm,
+      conflictIndex,
+      context,
     });
   }
 
