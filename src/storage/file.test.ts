@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import {
   appendFile,
   mkdtemp,
@@ -146,6 +147,23 @@ describe('FileStorage: the log', () => {
       for (const r of await recordsOf(join(walDir(), name))) types.add(r.record.type);
     }
     expect([...types].sort()).toEqual(['entry', 'hardState', 'snapshotMark', 'truncate']);
+  });
+
+  it('blocking writes: the records are in the file before save() gives the thread back; both modes mix', async () => {
+    let s = await openStorage();
+    await s.load();
+    await s.save(hs(1, 'n1', 0), range(1, 2, 1)); // through the thread pool (the default)
+    s.setBlockingWrites(true);
+    const file = await lastSegment();
+    const before = readFileSync(file).length;
+    const saved = s.save(undefined, [entry(3, 1)]);
+    // No await in between: the write has already happened, on this thread.
+    expect(readFileSync(file).length).toBeGreaterThan(before);
+    await saved;
+    s.setBlockingWrites(false);
+    await s.save(hs(1, 'n1', 3), [entry(4, 1)]);
+    s = await reopen(s);
+    expect(await s.load()).toEqual({ hardState: hs(1, 'n1', 3), snapshot: null, entries: range(1, 4, 1) });
   });
 
   it('an overwritten suffix stays overwritten after reopen, and the log goes on from there', async () => {

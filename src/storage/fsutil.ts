@@ -1,6 +1,7 @@
 // Small async file helpers shared by the WAL and the snapshot files. Everything goes through fs/promises so that
 // no disk wait blocks the event loop.
 
+import { writevSync } from 'node:fs';
 import { open, readdir, unlink, type FileHandle } from 'node:fs/promises';
 
 /** Counters FileStorage exposes through stats(); the WAL writer and the snapshot code add to the same object. */
@@ -26,14 +27,24 @@ export function newCounters(): Counters {
 /** The most buffers one writev call takes (Linux's IOV_MAX). */
 const MAX_IOV = 1024;
 
-/** Writes all of `bufs` at `position`, looping over short writes. Returns the bytes written. */
-export async function writeAllv(fh: FileHandle, bufs: readonly Buffer[], position: number): Promise<number> {
+/**
+ * Writes all of `bufs` at `position`, looping over short writes. Returns the bytes written. With `blocking`, the
+ * writes are made on the calling thread (writevSync), which waits for them; otherwise on libuv's thread pool.
+ */
+export async function writeAllv(
+  fh: FileHandle,
+  bufs: readonly Buffer[],
+  position: number,
+  blocking = false,
+): Promise<number> {
   let pos = position;
   for (let i = 0; i < bufs.length; i += MAX_IOV) {
     let group = bufs.slice(i, i + MAX_IOV);
     let want = group.reduce((n, b) => n + b.length, 0);
     while (want > 0) {
-      const { bytesWritten } = await fh.writev(group, pos);
+      const bytesWritten = blocking
+        ? writevSync(fh.fd, group, pos)
+        : (await fh.writev(group, pos)).bytesWritten;
       pos += bytesWritten;
       want -= bytesWritten;
       if (want > 0) group = dropBytes(group, bytesWritten);

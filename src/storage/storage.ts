@@ -62,6 +62,12 @@ export interface Storage {
    */
   installStagedSnapshot(meta: SnapshotMeta): Promise<void>;
 
+  /**
+   * Whether `save` may write on the calling thread, blocking it for the write (true), or must hand the write to a
+   * worker thread (false, the default). Optional: storage without a real disk ignores it.
+   */
+  setBlockingWrites?(blocking: boolean): void;
+
   close(): Promise<void>;
 }
 

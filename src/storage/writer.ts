@@ -84,6 +84,9 @@ export class WalWriter {
   #hardState: HardState;
   #mark: SnapshotMeta | null;
 
+  /** Batches are written on the calling thread, which waits (see FileStorage.setBlockingWrites). */
+  blocking = false;
+
   #queue: PendingWrite[] = [];
   /** A flush loop is running. Set and cleared synchronously with the queue checks, so no write is stranded. */
   #running = false;
@@ -215,7 +218,7 @@ export class WalWriter {
 
   async #write(bufs: readonly Buffer[]): Promise<void> {
     if (bufs.length === 0) return;
-    const n = await writeAllv(this.#active(), bufs, this.#size);
+    const n = await writeAllv(this.#active(), bufs, this.#size, this.blocking);
     this.#size += n;
     this.#options.counters.records += bufs.length;
     this.#options.counters.bytes += n;
