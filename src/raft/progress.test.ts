@@ -54,4 +54,15 @@ describe('Progress: the leader’s nextIndex/matchIndex for one follower (Figure
     pr.becomeProbe(3);
     expect(pr.next).toBe(8);
   });
+
+  it('going back to probe, or to a snapshot, forgets commit indexes sent beyond what the follower acknowledged', () => {
+    const pr = new Progress(1, 4);
+    pr.maybeUpdate(5);
+    pr.commitSent = 9; // told in messages it may have rejected
+    pr.becomeProbe(6);
+    expect(pr.commitSent).toBe(5);
+    pr.commitSent = 8;
+    pr.becomeSnapshot(20);
+    expect(pr.commitSent).toBe(5);
+  });
 });

@@ -95,6 +95,7 @@ export class Progress {
     this.pendingSnapshot = index;
     this.probeSent = false;
     this.inflights.reset();
+    this.#forgetUnconfirmed();
   }
 
   becomeProbe(next: number): void {
@@ -103,6 +104,15 @@ export class Progress {
     this.probeSent = false;
     this.next = Math.max(next, this.match + 1);
     this.inflights.reset();
+    this.#forgetUnconfirmed();
+  }
+
+  /**
+   * The follower's log did not match what was sent (or is being replaced by a snapshot): messages sent since its
+   * last acknowledgement may have told it nothing, so count as told only the commit index its log surely covers.
+   */
+  #forgetUnconfirmed(): void {
+    this.commitSent = Math.min(this.commitSent, this.match);
   }
 
   becomeReplicate(): void {

@@ -23,6 +23,8 @@ export function majorityMatchIndex(matchIndexes: readonly number[]): number {
  * time (Array.prototype.sort allocates its own work space too) was a visible share of its garbage.
  */
 const scratch: number[] = [];
+// Safe because nothing here is reentrant: `matchOf` is a plain lookup that never calls back into this module, and
+// each result is read before the next fill.
 
 /** The quorum-th highest value in `scratch`: at least a quorum of voters hold it. Sorts `scratch` in place. */
 function quorumOfScratch(): number {

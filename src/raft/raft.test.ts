@@ -290,13 +290,40 @@ describe('log replication (§5.3)', () => {
     expect(leader.hasReady()).toBe(false);
   });
 
-  it('wantCommit is ignored by a follower and for an unknown peer', () => {
+  it('wantCommit is ignored for an unknown peer, and by a node that no longer leads', () => {
     const net = new Net(ids.map((id) => core(id)));
     net.elect('n1');
-    net.get('n2').wantCommit('n3', 5);
-    expect(net.get('n2').hasReady()).toBe(false);
-    net.get('n1').wantCommit('n9', 5);
+    const p = net.get('n1').propose(text.encode('x'));
+    if (!p.ok) throw new Error('propose failed');
+    net.run();
+    net.get('n1').wantCommit('n9', p.index);
     expect(net.get('n1').hasReady()).toBe(false);
+    // n1 hands over to n2 and becomes a follower; asked as leader it would now announce p.index to n3.
+    expect(net.get('n1').transferLeadership('n2').ok).toBe(true);
+    net.run();
+    expect(net.get('n2').role).toBe('leader');
+    expect(net.get('n1').role).toBe('follower');
+    net.get('n1').wantCommit('n3', p.index + 1);
+    expect(net.get('n1').hasReady()).toBe(false);
+  });
+
+  it('a follower cut off while an entry committed learns the commit index once healed and waited for', () => {
+    const net = new Net(ids.map((id) => core(id)));
+    net.elect('n1');
+    const leader = net.get('n1');
+    net.isolate('n3');
+    const p = leader.propose(text.encode('x'));
+    if (!p.ok) throw new Error('propose failed');
+    net.run();
+    expect(leader.log.committed).toBe(p.index);
+    net.heal();
+    // n3 missed the entry: the heartbeat it now gets is rejected, and the leader probes it again.
+    leader.tick();
+    leader.tick();
+    net.run();
+    leader.wantCommit('n3', p.index);
+    net.run();
+    expect(net.get('n3').log.committed).toBe(p.index);
   });
 
   it('the leader replicates proposals; they commit on a majority and are applied everywhere', () => {

@@ -1169,6 +1169,8 @@ export class Raft {
    * each new commit index at once, until one covers `index`. Ignored on a follower or for an unknown peer.
    */
   wantCommit(peer: NodeId, index: number): void {
+    // A new leader starts with no one marked: a follower still waiting from the previous term learns the commit
+    // index with the next AppendEntries or heartbeat.
     if (this.#role !== 'leader') return;
     const pr = this.#progress.get(peer);
     if (pr === undefined || index <= pr.commitWanted) return;
@@ -1221,7 +1223,12 @@ export class Raft {
       leaderCommit: this.log.committed,
       context: this.#round,
     });
-    pr.commitSent = Math.max(pr.commitSent, this.log.committed);
+    // What the follower can take from it: a follower commits at most up to the last entry the message matches
+    // (Figure 2, receiver step 5), and only one whose log matches prevLogIndex (replicate state) accepts it. A lost
+    // message is made up for by the next heartbeat, which carries the commit index to every follower (§5.3).
+    if (pr.state === 'replicate') {
+      pr.commitSent = Math.max(pr.commitSent, Math.min(this.log.committed, prevLogIndex + entries.length));
+    }
     const last = entries[entries.length - 1];
     if (last !== undefined) pr.sent(last.index);
     else if (pr.state === 'probe') pr.probeSent = true;

@@ -166,6 +166,20 @@ describe('FileStorage: the log', () => {
     expect(await s.load()).toEqual({ hardState: hs(1, 'n1', 3), snapshot: null, entries: range(1, 4, 1) });
   });
 
+  it('switching between blocking and thread-pool writes with saves in flight keeps them in order', async () => {
+    let s = await openStorage({ segmentBytes: 300 }); // rolls every few records
+    await s.load();
+    const saves: Promise<void>[] = [];
+    for (let i = 1; i <= 40; i++) {
+      s.setBlockingWrites(i % 3 === 0);
+      saves.push(s.save(hs(1, 'n1', i - 1), [entry(i, 1)]));
+    }
+    await Promise.all(saves);
+    expect((await segments()).length).toBeGreaterThan(5);
+    s = await reopen(s, { segmentBytes: 300 });
+    expect(await s.load()).toEqual({ hardState: hs(1, 'n1', 39), snapshot: null, entries: range(1, 40, 1) });
+  });
+
   it('an overwritten suffix stays overwritten after reopen, and the log goes on from there', async () => {
     let s = await openStorage();
     await s.load();
