@@ -124,6 +124,8 @@ export class RaftNode implements KvService {
   /** Writes to pass to each leader on the next turn. */
   readonly #forwardQueue = new Map<NodeId, { id: number; data: Uint8Array }[]>();
   #forwardScheduled = false;
+  /** Leader: answers to Forwards whose entries the next Ready carries; they are sent first in it (#onForward). */
+  #forwardReplies: ForwardResponse[] = [];
   #forwardSeq = 0;
   readonly #maxPending: number;
   #ticker: NodeJS.Timeout | undefined;
@@ -356,16 +358,22 @@ export class RaftNode implements KvService {
         results.push({ id, error: proposed.reason });
       }
     }
-    this.#transport.send([
-      {
-        type: 'ForwardResponse',
-        from: this.id,
-        to: m.from,
-        term: this.#raft.term,
-        results,
-        leader: this.#raft.leader,
-      },
-    ]);
+    const reply: ForwardResponse = {
+      type: 'ForwardResponse',
+      from: this.id,
+      to: m.from,
+      term: this.#raft.term,
+      results,
+      leader: this.#raft.leader,
+    };
+    if (results.some((r) => r.error === undefined)) {
+      // The answer rides in the same batch as the AppendEntries carrying these entries (one message on the wire
+      // instead of two). It goes out before them, and so before any commit index covering them, which the
+      // follower needs: it must know where its requests went before they apply.
+      this.#forwardReplies.push(reply);
+    } else {
+      this.#transport.send([reply]);
+    }
     this.#schedule();
   }
 
@@ -971,7 +979,11 @@ export class RaftNode implements KvService {
       if (m.type === 'InstallSnapshot') continue;
       (early && m.type === 'AppendEntries' ? now : later).push(m);
     }
-    if (now.length > 0) this.#transport.send(now);
+    if (this.#forwardReplies.length > 0) {
+      const replies: WireMessage[] = this.#forwardReplies;
+      this.#forwardReplies = [];
+      this.#transport.send(now.length > 0 ? replies.concat(now) : replies);
+    } else if (now.length > 0) this.#transport.send(now);
     for (const entry of rd.committedEntries) this.#apply(entry);
     this.#applied.reached(this.#kv.lastApplied);
     for (const read of rd.readStates) this.#reads.resolve(read.requestId, read.index);
