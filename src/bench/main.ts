@@ -119,6 +119,7 @@ async function main(): Promise<number> {
         warmupS: options.warmupS,
         preloadKeys: options.preloadKeys,
         profile: options.profile,
+        nodeArgs: options.nodeArgs,
         log,
       },
       options.workloads,
@@ -155,7 +156,8 @@ async function main(): Promise<number> {
   const header =
     `Rafting vs etcd, ${machine.date.slice(0, 10)}: ${machine.cores} cores (${machine.cpuModel}), Node ${machine.node}, ` +
     `etcd ${etcd.version ?? 'skipped'}, wrk ${wrk.version ?? '?'}, Linux ${machine.kernel}` +
-    (options.profile ? ' (Rafting under --cpu-prof: slower than usual)' : '');
+    (options.profile ? ' (Rafting under --cpu-prof: slower than usual)' : '') +
+    (options.nodeArgs.length > 0 ? ` (Rafting's nodes run with ${options.nodeArgs.join(' ')})` : '');
   const report = [header, ...sections, ...notes.map((n) => `NOTE: ${n}`)].join('\n\n');
   process.stdout.write(`\n${report}\n\n`);
 

@@ -17,6 +17,8 @@ export const usage = `usage: npm run bench -- [options]
   --no-throughput        failover only
   --seed N               seed of the failover kill moments (default random)
   --profile              run Rafting's nodes under node --cpu-prof (profiles in <out>/profiles)
+  --node-args "ARGS"     extra options for the node processes of Rafting's members, space-separated, each
+                         starting with - (e.g. "--max-semi-space-size=32"): for trying runtime settings
   --out DIR              results directory (default results/bench-<timestamp>)`;
 
 export interface BenchOptions {
@@ -30,6 +32,8 @@ export interface BenchOptions {
   readonly throughput: boolean;
   readonly seed: number;
   readonly profile: boolean;
+  /** Extra options for Rafting's node processes (--node-args). */
+  readonly nodeArgs: readonly string[];
   readonly out: string;
   /** Keys written before a read workload. */
   readonly preloadKeys: number;
@@ -45,6 +49,7 @@ const valued = [
   '--concurrency',
   '--failover-trials',
   '--seed',
+  '--node-args',
   '--out',
 ];
 const flags = ['--quick', '--no-throughput', '--profile'];
@@ -82,6 +87,10 @@ export function parseOptions(argv: readonly string[], random: () => number = Mat
     }
     return n;
   });
+  const nodeArgs = (values.get('--node-args') ?? '').split(/\s+/).filter((a) => a !== '');
+  for (const a of nodeArgs) {
+    if (!a.startsWith('-')) throw new UsageError(`--node-args: every entry must start with -, got ${a}`);
+  }
   if (chosenWorkloads.length === 0 || concurrency.length === 0) {
     throw new UsageError('--workloads and --concurrency need at least one entry');
   }
@@ -96,6 +105,7 @@ export function parseOptions(argv: readonly string[], random: () => number = Mat
     throughput: !set.has('--no-throughput'),
     seed: int('--seed', Math.floor(random() * 1_000_000), 0, 2 ** 31 - 1),
     profile: set.has('--profile'),
+    nodeArgs,
     out: values.get('--out') ?? defaultOut(),
     preloadKeys: quick ? 200 : 1000,
   };

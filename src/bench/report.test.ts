@@ -151,6 +151,14 @@ describe('parseOptions', () => {
     expect(() => parseOptions(['--only', 'zookeeper'])).toThrow(UsageError);
     expect(() => parseOptions(['--bogus'])).toThrow(/unknown option/);
   });
+
+  it('--node-args: space-separated node options, each starting with -', () => {
+    expect(parseOptions([]).nodeArgs).toEqual([]);
+    expect(parseOptions(['--node-args', ' --max-semi-space-size=32  --single-threaded-gc']).nodeArgs).toEqual(
+      ['--max-semi-space-size=32', '--single-threaded-gc'],
+    );
+    expect(() => parseOptions(['--node-args', '--foo bar'])).toThrow(/must start with -, got bar/);
+  });
 });
 
 describe('selfTimes', () => {

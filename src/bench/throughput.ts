@@ -67,6 +67,7 @@ export interface ThroughputContext {
   readonly warmupS: number;
   readonly preloadKeys: number;
   readonly profile: boolean;
+  readonly nodeArgs: readonly string[];
   readonly log: (line: string) => void;
 }
 
@@ -75,11 +76,12 @@ async function createCluster(ctx: ThroughputContext, system: SystemName, dir: st
     if (ctx.etcd === null) throw new Error('etcd is not available');
     return EtcdCluster.create(dir, clusterSize, ctx.etcd);
   }
-  return RaftingCluster.create(
-    dir,
-    clusterSize,
-    ctx.profile ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', join(dir, 'profiles')] } : {},
-  );
+  return RaftingCluster.create(dir, clusterSize, {
+    nodeArgs: [
+      ...ctx.nodeArgs,
+      ...(ctx.profile ? ['--cpu-prof', '--cpu-prof-dir', join(dir, 'profiles')] : []),
+    ],
+  });
 }
 
 /** Writes keys 0..count-1 through `via`; throws if any write fails. */
