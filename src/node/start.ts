@@ -24,6 +24,11 @@ export interface StartNodeOptions {
    * as the voters (a new cluster).
    */
   readonly join?: boolean;
+  /**
+   * A storage to use instead of the one `dataDir` names (for embedders and tests). The node uses it as it is: no
+   * data directory, no identity file.
+   */
+  readonly storage?: Storage;
 }
 
 export interface RunningNode {
@@ -40,7 +45,9 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
   let storage: Storage;
   let clusterId = config.clusterId;
   let bootstrapVoters = options.join === true ? [] : config.nodes.map((n) => n.id);
-  if (dataDir === undefined) {
+  if (options.storage !== undefined) {
+    storage = options.storage;
+  } else if (dataDir === undefined) {
     logger.warn('no data directory: state is kept in memory and lost when the process stops');
     storage = new MemoryStorage();
   } else {
