@@ -74,6 +74,28 @@ export function parseStatTicks(stat: string): number {
   return user + system;
 }
 
+/**
+ * The machine's CPU time so far from the first line of /proc/stat, in clock ticks: all of it, and the part stolen
+ * (a virtual machine's CPUs waiting for the host, which runs something else). Undefined where there is none.
+ */
+export function parseMachineStat(stat: string): { total: number; steal: number } | undefined {
+  const line = stat.split('\n', 1)[0] ?? '';
+  const fields = line.trim().split(/\s+/);
+  if (fields[0] !== 'cpu') return undefined;
+  // user nice system idle iowait irq softirq steal [guest guest_nice, already counted in user and nice]
+  const ticks = fields.slice(1, 9).map(Number);
+  if (ticks.length < 8 || ticks.some((t) => !Number.isFinite(t))) return undefined;
+  return { total: ticks.reduce((a, b) => a + b, 0), steal: ticks[7]! };
+}
+
+export function machineTimes(): { total: number; steal: number } | undefined {
+  try {
+    return parseMachineStat(readFileSync('/proc/stat', 'utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
 /** CPU seconds the process has used so far (all its threads), in user and kernel mode; undefined when gone. */
 export function cpuTimes(pid: number): { user: number; system: number } | undefined {
   try {

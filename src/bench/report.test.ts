@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { distribution, nearestRank, summarizeFailover, type Trial } from './failover.js';
 import { parseOptions, UsageError } from './options.js';
 import { lastSeconds, origin, selfTimes, selfTimesByOrigin, type CpuProfile } from './profile.js';
-import { formatMs, formatRate, formatTable, ratio, workloadTable } from './report.js';
+import { cpuTable, formatMs, formatRate, formatTable, ratio, workloadTable } from './report.js';
 import type { CellResult } from './throughput.js';
 
 describe('formatting', () => {
@@ -54,9 +54,35 @@ function cell(system: 'rafting' | 'etcd', connections: number, okPerSecond: numb
       latencyMs: { p50: 1, p99, p999: p99 * 2, max: p99 * 3 },
       wrkCpuSeconds: 1,
     },
-    cpu: { wrkPercent: 10, servers: {}, serversPercent: 100, serversSystemPercent: 40 },
+    cpu: { wrkPercent: 10, servers: {}, serversPercent: 100, serversSystemPercent: 40, stealPercent: 1.5 },
   };
 }
+
+describe('cpuTable', () => {
+  it("per system: servers, kernel, CPU per request, wrk and the host's steal", () => {
+    const lines = cpuTable(
+      [cell('rafting', 1, 2000, 2), cell('etcd', 1, 1000, 4)],
+      ['rafting', 'etcd'],
+    ).split('\n');
+    expect(lines[0]).toMatch(/steal: the machine's CPU time its host took/);
+    expect(lines[1]!.split(/\s{2,}/)).toContain('steal %');
+    // 100% of a core for 2,000 req/s is 500 µs each; for 1,000 req/s, 1,000 µs.
+    expect(lines[3]!.split(/\s+/)).toEqual([
+      'put-leader',
+      '1',
+      '100',
+      '40',
+      '500',
+      '10',
+      '1.5',
+      '100',
+      '40',
+      '1000',
+      '10',
+      '1.5',
+    ]);
+  });
+});
 
 describe('workloadTable', () => {
   it('one row per connection count with both systems and the ratios', () => {

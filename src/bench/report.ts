@@ -92,7 +92,7 @@ export function workloadTable(
 /** Server CPU per request (µs, all members together) and in % of one core; wrk's CPU in % of one core. */
 export function cpuTable(results: readonly CellResult[], systems: readonly SystemName[]): string {
   const header = ['workload', 'conns'];
-  for (const s of systems) header.push(`${s} servers %`, 'kernel %', 'µs/req', 'wrk %');
+  for (const s of systems) header.push(`${s} servers %`, 'kernel %', 'µs/req', 'wrk %', 'steal %');
   const keys = [...new Set(results.map((r) => `${r.workload}|${r.connections}`))];
   const rows = keys.map((k) => {
     const [workload, c] = k.split('|') as [WorkloadName, string];
@@ -100,7 +100,7 @@ export function cpuTable(results: readonly CellResult[], systems: readonly Syste
     for (const s of systems) {
       const r = cell(results, s, workload, Number(c));
       if (r?.cpu === null || r?.cpu === undefined || r.result === null) {
-        row.push('–', '–', '–', '–');
+        row.push('–', '–', '–', '–', '–');
         continue;
       }
       const ok = r.result.okPerSecond;
@@ -109,13 +109,15 @@ export function cpuTable(results: readonly CellResult[], systems: readonly Syste
         String(r.cpu.serversSystemPercent),
         ok > 0 ? String(Math.round((r.cpu.serversPercent / 100 / ok) * 1e6)) : '–',
         String(r.cpu.wrkPercent),
+        r.cpu.stealPercent === null ? '–' : r.cpu.stealPercent.toFixed(1),
       );
     }
     return row;
   });
   return (
     'CPU (% of one core over the measured run, all members together; kernel: the part in system calls; µs/req: ' +
-    `the members' CPU per successful request)\n${formatTable(header, rows)}`
+    "the members' CPU per successful request; steal: the machine's CPU time its host took during the run, in % of " +
+    `all its CPUs)\n${formatTable(header, rows)}`
   );
 }
 

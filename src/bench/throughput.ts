@@ -7,7 +7,7 @@ import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BenchCluster, SystemName } from './cluster.js';
 import { EtcdCluster } from './etcd.js';
-import { cpuTimes } from './procs.js';
+import { cpuTimes, machineTimes } from './procs.js';
 import { RaftingCluster } from './rafting.js';
 import { formatMs } from './report.js';
 import {
@@ -40,6 +40,11 @@ export interface CpuUse {
   readonly serversPercent: number;
   /** The part of serversPercent spent in the kernel (system calls, fsync, loopback networking). */
   readonly serversSystemPercent: number;
+  /**
+   * CPU time the host took from this machine during the run (steal), in % of all its CPUs' time; null where the
+   * kernel does not say. A run with much of it measured a slower machine than its neighbours did.
+   */
+  readonly stealPercent: number | null;
 }
 
 export interface CellResult {
@@ -153,6 +158,7 @@ async function measure(
   }
   const pids = new Map(cluster.ids.map((id) => [id, cluster.pid(id)] as const));
   const before = new Map([...pids].map(([id, pid]) => [id, pid === undefined ? undefined : cpuTimes(pid)]));
+  const machineBefore = machineTimes();
   const started = performance.now();
   const runs = await runWrk({
     wrk: ctx.wrk,
@@ -163,6 +169,7 @@ async function measure(
     name,
   });
   const wallS = (performance.now() - started) / 1000;
+  const machineAfter = machineTimes();
   const servers: Record<string, number> = {};
   let systemS = 0;
   for (const [id, pid] of pids) {
@@ -189,8 +196,17 @@ async function measure(
       servers,
       serversPercent: Math.round(Object.values(servers).reduce((x, y) => x + y, 0)),
       serversSystemPercent: percent(systemS, wallS),
+      stealPercent: stealPercent(machineBefore, machineAfter),
     },
   };
+}
+
+function stealPercent(
+  a: { total: number; steal: number } | undefined,
+  b: { total: number; steal: number } | undefined,
+): number | null {
+  if (a === undefined || b === undefined || b.total <= a.total) return null;
+  return Math.round(((b.steal - a.steal) / (b.total - a.total)) * 1000) / 10;
 }
 
 function percent(seconds: number, wallS: number): number {
@@ -299,6 +315,7 @@ export function describeCell(cell: CellResult): string {
     `${r.errors} errors; ` +
     `cpu servers ${cell.cpu?.serversPercent ?? '?'}% (kernel ${cell.cpu?.serversSystemPercent ?? '?'}%), ` +
     `wrk ${cell.cpu?.wrkPercent ?? '?'}%` +
+    (cell.cpu?.stealPercent ? `, steal ${cell.cpu.stealPercent}%` : '') +
     (cell.leaderChanged ? ' (LEADER CHANGED during the run)' : '')
   );
 }

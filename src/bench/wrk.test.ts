@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseStatTicks } from './procs.js';
+import { parseMachineStat, parseStatTicks } from './procs.js';
 import {
   benchValue,
   combine,
@@ -39,6 +39,20 @@ describe('parseStatTicks', () => {
 
   it('refuses a line that is not a stat line', () => {
     expect(() => parseStatTicks('hello')).toThrow();
+  });
+});
+
+describe('parseMachineStat', () => {
+  it('sums the first eight fields of the cpu line and takes the eighth as steal', () => {
+    const stat = 'cpu  100 5 50 800 20 0 10 15 7 0\ncpu0 50 2 25 400 10 0 5 8 3 0\nintr 1 2 3\n';
+    // guest (7) and guest_nice (0) are already counted in user and nice.
+    expect(parseMachineStat(stat)).toEqual({ total: 1000, steal: 15 });
+  });
+
+  it('undefined for text without a cpu line of numbers', () => {
+    expect(parseMachineStat('intr 1 2 3')).toBeUndefined();
+    expect(parseMachineStat('cpu  1 2 x 4 5 6 7 8')).toBeUndefined();
+    expect(parseMachineStat('cpu  1 2 3')).toBeUndefined();
   });
 });
 
