@@ -103,12 +103,14 @@ async function main(): Promise<number> {
   log(`results in ${out}`);
 
   let cells: CellResult[] = [];
+  let runs: CellResult[] = [];
   if (options.throughput && wrk.path !== null && systems.length > 0) {
     log(
       `throughput: ${options.workloads.join(', ')} at ${options.concurrency.join(', ')} connections, ` +
-        `${options.warmupS} s warm-up + ${options.durationS} s each`,
+        `${options.warmupS} s warm-up + ${options.durationS} s each` +
+        (options.repeat > 1 ? `, ${options.repeat} runs of each (the table shows the median run)` : ''),
     );
-    cells = await runThroughput(
+    ({ cells, runs } = await runThroughput(
       {
         tmp,
         out,
@@ -124,7 +126,8 @@ async function main(): Promise<number> {
       },
       options.workloads,
       options.concurrency,
-    );
+      options.repeat,
+    ));
   }
   let failover: FailoverRun = { trials: [], notes: [] };
   if (options.failoverTrials > 0 && systems.length > 0) {
@@ -157,6 +160,9 @@ async function main(): Promise<number> {
     `Rafting vs etcd, ${machine.date.slice(0, 10)}: ${machine.cores} cores (${machine.cpuModel}), Node ${machine.node}, ` +
     `etcd ${etcd.version ?? 'skipped'}, wrk ${wrk.version ?? '?'}, Linux ${machine.kernel}` +
     (options.profile ? ' (Rafting under --cpu-prof: slower than usual)' : '') +
+    (options.repeat > 1
+      ? `; each row the run with the median requests/s of ${options.repeat} (all in results.json)`
+      : '') +
     (options.nodeArgs.length > 0 ? ` (Rafting's nodes run with ${options.nodeArgs.join(' ')})` : '');
   const report = [header, ...sections, ...notes.map((n) => `NOTE: ${n}`)].join('\n\n');
   process.stdout.write(`\n${report}\n\n`);
@@ -170,6 +176,7 @@ async function main(): Promise<number> {
     timing: { rafting: raftingTiming, etcd: etcdTiming },
     workloads: Object.fromEntries(options.workloads.map((w) => [w, workloads[w]])),
     throughput: cells,
+    ...(options.repeat > 1 ? { throughputRuns: runs } : {}),
     failover: { trials: failover.trials, summaries },
     notes,
     elapsedS: Math.round((performance.now() - started) / 1000),

@@ -13,6 +13,8 @@ export const usage = `usage: npm run bench -- [options]
   --only rafting|etcd    one system only
   --workloads LIST       comma-separated: ${workloadNames.join(',')} (default all)
   --concurrency LIST     connections, comma-separated (default 1,16,64,256; each 1-1024)
+  --repeat N             runs of every workload and concurrency per system, alternating (default 1; 1-20);
+                         the table shows the run with the median requests/s
   --failover-trials N    leader kills per system on a 5-node cluster (default 20, quick 3; 0-200)
   --no-throughput        failover only
   --seed N               seed of the failover kill moments (default random)
@@ -28,6 +30,8 @@ export interface BenchOptions {
   readonly systems: readonly SystemName[];
   readonly workloads: readonly WorkloadName[];
   readonly concurrency: readonly number[];
+  /** Runs of every (workload, concurrency) per system; the table shows the median one. */
+  readonly repeat: number;
   readonly failoverTrials: number;
   readonly throughput: boolean;
   readonly seed: number;
@@ -48,6 +52,7 @@ const valued = [
   '--workloads',
   '--concurrency',
   '--failover-trials',
+  '--repeat',
   '--seed',
   '--node-args',
   '--out',
@@ -101,6 +106,7 @@ export function parseOptions(argv: readonly string[], random: () => number = Mat
     systems: only === undefined ? systems : [only as SystemName],
     workloads: [...new Set(chosenWorkloads)] as WorkloadName[],
     concurrency: [...new Set(concurrency)],
+    repeat: int('--repeat', 1, 1, 20),
     failoverTrials: int('--failover-trials', quick ? 3 : 20, 0, 200),
     throughput: !set.has('--no-throughput'),
     seed: int('--seed', Math.floor(random() * 1_000_000), 0, 2 ** 31 - 1),

@@ -3,7 +3,7 @@ import { distribution, nearestRank, summarizeFailover, type Trial } from './fail
 import { parseOptions, UsageError } from './options.js';
 import { lastSeconds, origin, selfTimes, selfTimesByOrigin, type CpuProfile } from './profile.js';
 import { cpuTable, formatMs, formatRate, formatTable, ratio, workloadTable } from './report.js';
-import type { CellResult } from './throughput.js';
+import { medianRuns, type CellResult } from './throughput.js';
 
 describe('formatting', () => {
   it('ratio is rafting / etcd with two decimals, a dash when it cannot be computed', () => {
@@ -57,6 +57,30 @@ function cell(system: 'rafting' | 'etcd', connections: number, okPerSecond: numb
     cpu: { wrkPercent: 10, servers: {}, serversPercent: 100, serversSystemPercent: 40, stealPercent: 1.5 },
   };
 }
+
+describe('medianRuns', () => {
+  it('keeps, per system and cell, the run with the median requests/s; a failed run counts as the slowest', () => {
+    const failed: CellResult = { ...cell('rafting', 1, 0, 0), result: null, error: 'boom' };
+    const runs = [
+      cell('rafting', 1, 900, 3),
+      cell('etcd', 1, 800, 2),
+      cell('rafting', 1, 1100, 9),
+      failed,
+      cell('rafting', 1, 1000, 5),
+      cell('etcd', 1, 700, 4),
+      cell('rafting', 16, 5000, 7),
+    ];
+    const chosen = medianRuns(runs);
+    const pick = (system: string, c: number) =>
+      chosen.filter((r) => r.system === system && r.connections === c).map((r) => r.result?.okPerSecond);
+    expect(chosen).toHaveLength(3);
+    // rafting c=1: failed, 900, 1000, 1100 -> the lower middle, 900; etcd c=1: 700, 800 -> 700.
+    expect(pick('rafting', 1)).toEqual([900]);
+    expect(pick('etcd', 1)).toEqual([700]);
+    expect(pick('rafting', 16)).toEqual([5000]);
+    expect(medianRuns([cell('etcd', 1, 1, 1)])).toHaveLength(1);
+  });
+});
 
 describe('cpuTable', () => {
   it("per system: servers, kernel, CPU per request, wrk and the host's steal", () => {
@@ -176,6 +200,9 @@ describe('parseOptions', () => {
     expect(() => parseOptions(['--workloads', 'put-everything'])).toThrow(/unknown "put-everything"/);
     expect(() => parseOptions(['--only', 'zookeeper'])).toThrow(UsageError);
     expect(() => parseOptions(['--bogus'])).toThrow(/unknown option/);
+    expect(parseOptions([]).repeat).toBe(1);
+    expect(parseOptions(['--repeat', '3']).repeat).toBe(3);
+    expect(() => parseOptions(['--repeat', '0'])).toThrow(UsageError);
   });
 
   it('--node-args: space-separated node options, each starting with -', () => {

@@ -288,21 +288,43 @@ export async function runThroughput(
   ctx: ThroughputContext,
   workloadList: readonly WorkloadName[],
   concurrency: readonly number[],
-): Promise<CellResult[]> {
-  const results: CellResult[] = [];
+  repeat = 1,
+): Promise<{ cells: CellResult[]; runs: CellResult[] }> {
+  const runs: CellResult[] = [];
   let pair = 0;
   let order = 0;
   for (const workloadName of workloadList) {
     for (const connections of concurrency) {
-      const ordered = pair++ % 2 === 0 ? ctx.systems : [...ctx.systems].reverse();
-      for (const system of ordered) {
-        const cell = await runCell(ctx, system, workloadName, connections, order++);
-        results.push(cell);
-        if (cell.result !== null) ctx.log(`  ${describeCell(cell)}`);
+      for (let r = 0; r < repeat; r++) {
+        const ordered = pair++ % 2 === 0 ? ctx.systems : [...ctx.systems].reverse();
+        for (const system of ordered) {
+          const cell = await runCell(ctx, system, workloadName, connections, order++);
+          runs.push(cell);
+          if (cell.result !== null) ctx.log(`  ${describeCell(cell)}`);
+        }
       }
     }
   }
-  return results;
+  return { cells: medianRuns(runs), runs };
+}
+
+/**
+ * One result per (system, workload, connections): of its repeated runs, the one with the median requests/s (the
+ * lower of the two middle ones for an even count), so that one run on a disturbed machine does not decide the
+ * table; a failed run counts as the slowest. With one run per cell, the runs themselves.
+ */
+export function medianRuns(runs: readonly CellResult[]): CellResult[] {
+  const groups = new Map<string, CellResult[]>();
+  for (const run of runs) {
+    const key = `${run.system}|${run.workload}|${run.connections}`;
+    const group = groups.get(key);
+    if (group === undefined) groups.set(key, [run]);
+    else group.push(run);
+  }
+  return [...groups.values()].map((group) => {
+    const sorted = [...group].sort((a, b) => (a.result?.okPerSecond ?? -1) - (b.result?.okPerSecond ?? -1));
+    return sorted[Math.floor((sorted.length - 1) / 2)]!;
+  });
 }
 
 export function describeCell(cell: CellResult): string {
