@@ -8,6 +8,7 @@ import { FileStorage } from '../storage/file.js';
 import { MemoryStorage } from '../storage/memory.js';
 import type { Storage } from '../storage/storage.js';
 import { GrpcTransport } from '../transport/grpc.js';
+import type { Transport } from '../transport/transport.js';
 import { NotLeaderError, UnavailableError } from './errors.js';
 import { readIdentity, writeIdentity } from './identity.js';
 import { RaftNode } from './node.js';
@@ -29,6 +30,11 @@ export interface StartNodeOptions {
    * data directory, no identity file.
    */
   readonly storage?: Storage;
+  /**
+   * A transport to use instead of a new gRPC one (for tests that watch what a node sends). It must listen on this
+   * node's `grpc_address` and carry the config's cluster id.
+   */
+  readonly transport?: Transport;
 }
 
 export interface RunningNode {
@@ -71,14 +77,16 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
       bootstrapVoters = [...identity.bootstrapVoters];
     }
   }
-  const transport = new GrpcTransport({
-    self: nodeId,
-    clusterId,
-    listenAddress: self.grpcAddress,
-    // The node sets its peers from the configuration in force as it starts (RaftNode.start).
-    peers: [],
-    logger: logger.child({ component: 'transport' }),
-  });
+  const transport =
+    options.transport ??
+    new GrpcTransport({
+      self: nodeId,
+      clusterId,
+      listenAddress: self.grpcAddress,
+      // The node sets its peers from the configuration in force as it starts (RaftNode.start).
+      peers: [],
+      logger: logger.child({ component: 'transport' }),
+    });
   const node = await RaftNode.create({
     id: nodeId,
     config: { ...config, clusterId },
