@@ -75,10 +75,16 @@ export function parseStatTicks(stat: string): number {
 }
 
 /**
- * The machine's CPU time so far from the first line of /proc/stat, in clock ticks: all of it, and the part stolen
- * (a virtual machine's CPUs waiting for the host, which runs something else). Undefined where there is none.
+ * The machine's CPU time so far, in clock ticks: all of it, and the part stolen (a virtual machine's CPUs waiting
+ * for the host, which runs something else).
  */
-export function parseMachineStat(stat: string): { total: number; steal: number } | undefined {
+export interface MachineTimes {
+  readonly total: number;
+  readonly steal: number;
+}
+
+/** MachineTimes from the first line of /proc/stat; undefined where there is none. */
+export function parseMachineStat(stat: string): MachineTimes | undefined {
   const line = stat.split('\n', 1)[0] ?? '';
   const fields = line.trim().split(/\s+/);
   if (fields[0] !== 'cpu') return undefined;
@@ -88,7 +94,7 @@ export function parseMachineStat(stat: string): { total: number; steal: number }
   return { total: ticks.reduce((a, b) => a + b, 0), steal: ticks[7]! };
 }
 
-export function machineTimes(): { total: number; steal: number } | undefined {
+export function machineTimes(): MachineTimes | undefined {
   try {
     return parseMachineStat(readFileSync('/proc/stat', 'utf8'));
   } catch {

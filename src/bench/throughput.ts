@@ -7,7 +7,7 @@ import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BenchCluster, SystemName } from './cluster.js';
 import { EtcdCluster } from './etcd.js';
-import { cpuTimes, machineTimes } from './procs.js';
+import { cpuTimes, machineTimes, type MachineTimes } from './procs.js';
 import { RaftingCluster } from './rafting.js';
 import { formatMs } from './report.js';
 import {
@@ -201,10 +201,8 @@ async function measure(
   };
 }
 
-function stealPercent(
-  a: { total: number; steal: number } | undefined,
-  b: { total: number; steal: number } | undefined,
-): number | null {
+/** The share of the machine's CPU time the host took between two readings, in % (one decimal). */
+function stealPercent(a: MachineTimes | undefined, b: MachineTimes | undefined): number | null {
   if (a === undefined || b === undefined || b.total <= a.total) return null;
   return Math.round(((b.steal - a.steal) / (b.total - a.total)) * 1000) / 10;
 }
