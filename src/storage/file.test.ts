@@ -24,7 +24,7 @@ import { FileStorage, type FileStorageOptions } from './file.js';
 import { newCounters } from './fsutil.js';
 import { MAX_SNAPSHOT_CONFIG_BYTES, readSnapshotInfo, snapshotName, writeSnapshotFile } from './snapfile.js';
 import type { SnapshotMeta } from './storage.js';
-import { readRecord, type WalRecord } from './wal.js';
+import { readRecord, zeroTailStart, type WalRecord } from './wal.js';
 
 let dir: string;
 let opened: FileStorage[] = [];
@@ -79,11 +79,12 @@ const snapDir = (): string => join(dir, 'snap');
 const segments = async (): Promise<string[]> => (await readdir(walDir())).sort();
 const lastSegment = async (): Promise<string> => join(walDir(), (await segments()).at(-1) ?? 'none');
 
-/** Every record in a segment file, with its offset. */
+/** Every record in a segment file, with its offset (up to the zeros of the segment's unused reserved space). */
 async function recordsOf(file: string): Promise<{ offset: number; bytes: number; record: WalRecord }[]> {
   const buf = await readFile(file);
+  const end = zeroTailStart(buf);
   const out: { offset: number; bytes: number; record: WalRecord }[] = [];
-  for (let offset = 0; offset < buf.length;) {
+  for (let offset = 0; offset < end;) {
     const r = readRecord(buf, offset);
     if (r.kind !== 'ok') throw new Error(`${file}@${offset}: ${r.reason}`);
     out.push({ offset, bytes: r.bytes, record: r.record });
@@ -155,15 +156,37 @@ describe('FileStorage: the log', () => {
     await s.save(hs(1, 'n1', 0), range(1, 2, 1)); // through the thread pool (the default)
     s.setBlockingWrites(true);
     const file = await lastSegment();
-    const before = readFileSync(file).length;
+    const before = zeroTailStart(readFileSync(file));
     const saved = s.save(undefined, [entry(3, 1)]);
     // No await in between: the write has already happened, on this thread.
-    expect(readFileSync(file).length).toBeGreaterThan(before);
+    expect(zeroTailStart(readFileSync(file))).toBeGreaterThan(before);
     await saved;
     s.setBlockingWrites(false);
     await s.save(hs(1, 'n1', 3), [entry(4, 1)]);
     s = await reopen(s);
     expect(await s.load()).toEqual({ hardState: hs(1, 'n1', 3), snapshot: null, entries: range(1, 4, 1) });
+  });
+
+  it('a new segment takes its full size at once; sealing and close give back what it did not use', async () => {
+    const segmentBytes = 1024;
+    const held = async (file: string): Promise<number> =>
+      (await recordsOf(file)).reduce((n, r) => n + r.bytes, 0);
+    const s = await openStorage({ segmentBytes });
+    await s.load();
+    await s.save(hs(1, 'n1', 0), [entry(1, 1)]);
+    const first = await lastSegment();
+    // The writes land inside the file, so an O_DSYNC write has no new file size to make durable.
+    expect((await stat(first)).size).toBe(segmentBytes);
+    let i = 2;
+    while ((await segments()).length < 2) await s.save(undefined, [entry(i++, 1)]);
+    expect((await stat(first)).size).toBe(await held(first));
+    expect(await held(first)).toBeLessThanOrEqual(segmentBytes);
+    const second = await lastSegment();
+    expect((await stat(second)).size).toBe(segmentBytes);
+    await s.close();
+    expect((await stat(second)).size).toBe(await held(second));
+    const again = await openStorage({ segmentBytes });
+    expect((await again.load()).entries).toEqual(range(1, i - 1, 1));
   });
 
   it('switching between blocking and thread-pool writes with saves in flight keeps them in order', async () => {
@@ -304,6 +327,44 @@ describe('FileStorage: recovery from a torn or corrupt WAL', () => {
       );
       await s.close();
     }
+  });
+
+  it('a crash leaves the active segment ending in its reserved zeros: load reads up to them and tidies', async () => {
+    const s = await openStorage();
+    await s.load();
+    await s.save(hs(1, 'n1', 0), range(1, 4, 1));
+    // An entry whose data ends in zero bytes ends the log: the zeros after it must not eat into it.
+    const last = { ...entry(5, 1), data: new Uint8Array([1, 2, 0, 0, 0]) };
+    await s.save(undefined, [last]);
+    await s.close();
+    const file = await lastSegment();
+    const size = (await stat(file)).size;
+    // What a crash leaves: the records, then the rest of the segment's reserved space, never written.
+    await truncate(file, size + 100_000);
+    const logged: Logged[] = [];
+    const again = await openStorage({}, logged);
+    expect((await again.load()).entries).toEqual([...range(1, 4, 1), last]);
+    expect(logged).toEqual([]); // nothing was lost
+    expect((await stat(file)).size).toBe(size);
+  });
+
+  it('a torn last record followed by reserved zeros is cut off with the zeros', async () => {
+    const { file, size, lastBytes } = await fiveEntries();
+    // The crash cut the last write short inside the reserved space: its end is still zeros.
+    const buf = await readFile(file);
+    buf.fill(0, size - 4);
+    await writeFile(file, Buffer.concat([buf, Buffer.alloc(50_000)]));
+    const logged: Logged[] = [];
+    const s = await openStorage({}, logged);
+    expect((await s.load()).entries).toEqual(range(1, 4, 1));
+    expect(logged).toHaveLength(1);
+    expect(logged[0]?.obj).toMatchObject({
+      file,
+      offset: size - lastBytes,
+      bytesDropped: lastBytes + 50_000,
+    });
+    expect(String(logged[0]?.obj.reason)).toMatch(/checksum mismatch/);
+    expect((await stat(file)).size).toBe(size - lastBytes);
   });
 
   it('a crash while a new segment was being created leaves an empty or torn one: recovery copes', async () => {

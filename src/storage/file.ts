@@ -31,7 +31,8 @@
 //
 // Recovery (load): the snapshot with the highest index in snap/, then every segment in order. A bad record at the
 // very end of the last segment (cut short, or a checksum mismatch with nothing valid after it) is a write the
-// crash interrupted: it is cut off and logged. Any other bad record, a missing segment, or a log that does not run
+// crash interrupted: it is cut off and logged. Zeros after the last record are space reserved for the segment
+// and never written (writer.ts): the end of the segment, not an error. Any other bad record, a missing segment, or a log that does not run
 // contiguously from the snapshot is corruption: load() rejects with a StorageCorruptError naming file and offset.
 // A snapshot file newer than the WAL's last mark is an install the crash interrupted: recovery finishes it.
 
@@ -60,7 +61,7 @@ import {
   type StoredState,
 } from './storage.js';
 import { TermRuns } from './terms.js';
-import { findValidRecordAfter, parseSegmentName, readRecord } from './wal.js';
+import { findValidRecordAfter, parseSegmentName, readRecord, zeroTailStart } from './wal.js';
 import { noteEntries, pending, WalWriter, type PendingRecord, type SegmentInfo } from './writer.js';
 
 /** Where FileStorage reports what recovery repaired (pino's logger fits). */
@@ -491,8 +492,14 @@ export class FileStorage implements Storage {
     if (seg === undefined) return;
     const file = join(this.#walDir, seg.name);
     const buf = await readFile(file);
+    // Past the last record written: zeros of the space reserved for the segment (writer.ts), never written.
+    const written = zeroTailStart(buf);
     let offset = 0;
     while (offset < buf.length) {
+      if (offset >= written) {
+        if (tail === 'cut') await this.#cutTail(file, offset, buf.length - offset, null);
+        return;
+      }
       const r = readRecord(buf, offset);
       if (r.kind === 'ok') {
         replay.apply(r.record, { file, offset });
@@ -501,7 +508,7 @@ export class FileStorage implements Storage {
         continue;
       }
       if (r.kind === 'invalid' || tail === 'none') throw new StorageCorruptError(file, offset, r.reason);
-      const next = findValidRecordAfter(buf, offset + 1);
+      const next = findValidRecordAfter(buf, offset + 1, written);
       if (next >= 0) {
         throw new StorageCorruptError(file, offset, `${r.reason}, and a valid record follows at ${next}`);
       }
@@ -510,7 +517,11 @@ export class FileStorage implements Storage {
     }
   }
 
-  async #cutTail(file: string, offset: number, dropped: number, reason: string): Promise<void> {
+  /**
+   * Cuts `file` at `offset`: a torn record (`reason` says why it is bad), or with `reason` null the unused space
+   * reserved for the segment a crash left active, which is only tidied away (nothing is lost).
+   */
+  async #cutTail(file: string, offset: number, dropped: number, reason: string | null): Promise<void> {
     const fh = await open(file, 'r+');
     try {
       await fh.truncate(offset);
@@ -518,6 +529,7 @@ export class FileStorage implements Storage {
     } finally {
       await fh.close();
     }
+    if (reason === null) return;
     this.#logger?.warn(
       { file, offset, bytesDropped: dropped, reason },
       'storage: cut a torn record off the end of the WAL (a write the crash interrupted)',

@@ -11,6 +11,7 @@ import {
   readRecord,
   RECORD_HEADER_BYTES,
   segmentName,
+  zeroTailStart,
   type WalRecord,
 } from './wal.js';
 
@@ -107,6 +108,36 @@ describe('WAL records', () => {
     const buf = Buffer.concat([a, garbage, b]);
     expect(findValidRecordAfter(buf, 1)).toBe(a.length + garbage.length);
     expect(findValidRecordAfter(Buffer.concat([a, garbage]), 1)).toBe(-1);
+  });
+
+  it('findValidRecordAfter looks only at starts before its limit', () => {
+    const a = encodeRecord({ type: 'entry', entry: entry(1, 1) });
+    const b = encodeRecord({ type: 'entry', entry: entry(2, 1) });
+    const buf = Buffer.concat([a, Buffer.from([5, 5, 5]), b]);
+    expect(findValidRecordAfter(buf, 1, a.length + 4)).toBe(a.length + 3);
+    expect(findValidRecordAfter(buf, 1, a.length + 3)).toBe(-1);
+  });
+
+  it('zeroTailStart finds where the trailing zeros begin, across chunk boundaries', () => {
+    const a = encodeRecord({ type: 'entry', entry: entry(1, 1) });
+    expect(zeroTailStart(Buffer.alloc(0))).toBe(0);
+    expect(zeroTailStart(Buffer.alloc(200_000))).toBe(0);
+    expect(zeroTailStart(a)).toBe(a.length);
+    for (const zeros of [1, 65_535, 65_536, 65_537, 300_000]) {
+      expect(zeroTailStart(Buffer.concat([a, Buffer.alloc(zeros)])), `${zeros}`).toBe(a.length);
+    }
+    // A lone non-zero byte deep in the zeros, on either side of a chunk edge.
+    for (const at of [65_535, 65_536, 131_071]) {
+      const buf = Buffer.alloc(200_000);
+      buf[at] = 1;
+      expect(zeroTailStart(buf), `${at}`).toBe(at + 1);
+    }
+    // A record whose own last bytes are zero: the run starts inside it (replay still reads it whole).
+    const zeroEnded = encodeRecord({
+      type: 'entry',
+      entry: { ...entry(2, 1), data: new Uint8Array([7, 0, 0]) },
+    });
+    expect(zeroTailStart(Buffer.concat([zeroEnded, Buffer.alloc(10)]))).toBe(zeroEnded.length - 2);
   });
 
   it('segment names sort in sequence order and parse back', () => {

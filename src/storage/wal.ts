@@ -192,11 +192,12 @@ function decodeBody(body: Buffer): WalRecord | string {
 }
 
 /**
- * The offset of the first whole, checksum-valid record that starts after `from`, or -1. Recovery uses it to tell a
- * torn tail (nothing valid after the bad record: the last write did not finish) from corruption in the middle.
+ * The offset of the first whole, checksum-valid record that starts after `from` (and before `startsBefore`), or
+ * -1. Recovery uses it to tell a torn tail (nothing valid after the bad record: the last write did not finish) from
+ * corruption in the middle.
  */
-export function findValidRecordAfter(buf: Buffer, from: number): number {
-  for (let p = from; p + RECORD_HEADER_BYTES + 1 <= buf.length; p++) {
+export function findValidRecordAfter(buf: Buffer, from: number, startsBefore = buf.length): number {
+  for (let p = from; p < startsBefore && p + RECORD_HEADER_BYTES + 1 <= buf.length; p++) {
     const length = buf.readUInt32LE(p);
     if (length === 0 || length > buf.length - p - RECORD_HEADER_BYTES) continue;
     const type = buf.readUInt8(p + RECORD_HEADER_BYTES);
@@ -204,6 +205,26 @@ export function findValidRecordAfter(buf: Buffer, from: number): number {
     if (readRecord(buf, p).kind === 'ok') return p;
   }
   return -1;
+}
+
+const zeros = Buffer.alloc(64 * 1024);
+
+/**
+ * Where the run of zero bytes that ends `buf` begins (`buf.length` when its last byte is not zero). A segment is
+ * created at its full size (writer.ts), so the part not written yet reads as zeros: a record never starts there
+ * (its length field is at least 1), so replay stops when it reaches this offset. A record may end in zero bytes
+ * itself; it is still read whole, as replay only checks this where a record would start.
+ */
+export function zeroTailStart(buf: Buffer): number {
+  let end = buf.length;
+  // Whole chunks first (a native compare), then byte by byte in the chunk that is not all zeros.
+  while (end > 0) {
+    const start = Math.max(0, end - zeros.length);
+    if (!buf.subarray(start, end).equals(zeros.subarray(0, end - start))) break;
+    end = start;
+  }
+  while (end > 0 && buf[end - 1] === 0) end--;
+  return end;
 }
 
 const SEGMENT_NAME = /^(\d{16})\.log$/;

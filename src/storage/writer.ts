@@ -5,6 +5,13 @@
 // stable storage, as write + fdatasync would, but in one system call: one trip through libuv's thread pool instead
 // of two. On the development VM that took a small save from 0.30 ms to 0.23 ms at the median and from 0.8 to
 // 0.4 ms at p99; every node on a write's path pays it once.
+//
+// A new segment is first extended to its full size (segmentBytes) with ftruncate, as etcd preallocates its WAL
+// files: the writes then land inside the file instead of growing it, so an O_DSYNC write no longer has to make a
+// new file size durable, which on ext4 is a journal commit per write. On the development VM (ext4 on virtio) that
+// took a 300-byte O_DSYNC write from 0.16 ms to 0.11 ms at the median and from 0.25 to 0.22 ms at p99. The part
+// not written yet reads as zeros (a hole: it takes no disk space); recovery takes the first all-zero tail for the
+// end of the segment (wal.ts, zeroTailStart), and a sealed segment is cut back to the bytes it holds.
 
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
@@ -227,6 +234,7 @@ export class WalWriter {
   /** Seals the active segment (durable, closed) and starts the next one. */
   async #roll(): Promise<void> {
     const fh = this.#active();
+    await fh.truncate(this.#size); // give back the reserved space it did not use
     await datasync(fh, this.#options.counters);
     await fh.close();
     this.#fh = null;
@@ -247,6 +255,9 @@ export class WalWriter {
     const fh = await open(join(dir, name), segmentFlags);
     let size: number;
     try {
+      // Reserve the whole segment before the first write (see the top of this file); the datasync below makes the
+      // size durable with the header.
+      await fh.truncate(this.#options.segmentBytes);
       size = await writeAllv(
         fh,
         header.map((r) => r.bytes),
@@ -295,7 +306,14 @@ export class WalWriter {
     await this.idle();
     const fh = this.#fh;
     this.#fh = null;
-    await fh?.close();
+    if (fh === null) return;
+    try {
+      // Tidy, not needed for correctness: recovery reads the reserved zeros as the end of the segment. Not after a
+      // failed write, whose effect on the file is unknown.
+      if (this.#failed === null) await fh.truncate(this.#size);
+    } finally {
+      await fh.close();
+    }
   }
 }
 
