@@ -141,6 +141,17 @@ describe('REST API', () => {
       peers: [],
     });
   });
+
+  it('GET /metrics: Prometheus text; a node keeping its state in memory has no WAL series', async () => {
+    const res = await fetch(`${base}/metrics`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/plain/);
+    const text = await res.text();
+    expect(text).toContain('rafting_is_leader{node="node1"} 1\n');
+    expect(text).toContain(`rafting_commit_index{node="node1"} ${running.node.status().commitIndex}\n`);
+    expect(text).toContain('# TYPE rafting_leader_changes_seen_total counter\n');
+    expect(text).not.toContain('rafting_wal_');
+  });
 });
 
 describe('REST API: bad input gets a JSON error with an honest status', () => {

@@ -30,6 +30,8 @@ export interface HttpOptions {
   readonly forwardTimeoutMs: number;
   /** Where this node reaches another node's REST API to forward to it (default: its web address). */
   readonly forwardAddressOf?: (id: string) => string | undefined;
+  /** Served as GET /metrics (Prometheus' text format); without it that route is a 404. */
+  readonly metrics?: { readonly contentType: string; text(): Promise<string> };
 }
 
 /** Marks a request a follower forwarded, so that it is never forwarded again. */
@@ -246,6 +248,12 @@ export function buildHttpServer(options: HttpOptions) {
   });
 
   app.get('/status', async (_request, reply) => reply.send(service.status()));
+  const metrics = options.metrics;
+  if (metrics !== undefined) {
+    app.get('/metrics', async (_request, reply) =>
+      reply.type(metrics.contentType).send(await metrics.text()),
+    );
+  }
 
   // Leadership transfer (thesis §3.10): answers once the target leads.
   app.post('/cluster/leader', async (request, reply) => {

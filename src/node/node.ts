@@ -142,6 +142,9 @@ export class RaftNode implements KvService {
   readonly #applied = new ThresholdWaiters();
   /** Requests waiting for a leader to be known. */
   #leaderWaiters: ((leader: NodeId | null) => void)[] = [];
+  /** The leader as of the latest Ready, and how often it became one it was not before (for metrics). */
+  #seenLeader: NodeId | null = null;
+  #leaderChanges = 0;
   /** A leadership transfer in progress: resolved when `to` leads. */
   #transfer: { readonly to: NodeId; readonly done: (leader: NodeId, term: number) => void } | null = null;
   #role: Role = 'follower';
@@ -555,6 +558,14 @@ export class RaftNode implements KvService {
 
   leader(): NodeId | null {
     return this.#raft.leader;
+  }
+
+  /** Counters for the metrics endpoint (src/node/metrics.ts). */
+  stats(): { readonly leaderChanges: number; readonly pendingRequests: number } {
+    return {
+      leaderChanges: this.#leaderChanges,
+      pendingRequests: this.#waiters.size + this.#forwarded.size + this.#applied.size + this.#reads.size,
+    };
   }
 
   status(): NodeStatus {
@@ -1041,6 +1052,8 @@ export class RaftNode implements KvService {
       this.#reads.rejectAll(new ProposalDroppedError('leadership was lost before the read was confirmed'));
     }
     this.#role = role;
+    if (leader !== null && leader !== this.#seenLeader) this.#leaderChanges++;
+    this.#seenLeader = leader;
     this.#notifyLeader(leader);
     if (this.#transfer !== null && leader !== null && leader !== this.id)
       this.#transfer.done(leader, this.#raft.term);

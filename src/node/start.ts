@@ -11,6 +11,7 @@ import { GrpcTransport } from '../transport/grpc.js';
 import type { Transport } from '../transport/transport.js';
 import { NotLeaderError, UnavailableError } from './errors.js';
 import { readIdentity, writeIdentity } from './identity.js';
+import { nodeMetrics } from './metrics.js';
 import { RaftNode } from './node.js';
 
 export interface StartNodeOptions {
@@ -111,6 +112,13 @@ export async function startNode(options: StartNodeOptions): Promise<RunningNode>
     leaderWaitMs: config.electionTimeoutMaxMs * 2,
     forwardTimeoutMs: config.requestTimeoutMs + 1000,
     forwardAddressOf: peerWebAddress,
+    metrics: nodeMetrics({
+      id: nodeId,
+      status: () => node.status(),
+      node: () => node.stats(),
+      ...(storage instanceof FileStorage ? { storage: () => storage.stats() } : {}),
+      ...(transport instanceof GrpcTransport ? { transport: () => transport.stats() } : {}),
+    }),
   });
   const [host, port] = splitHostPort(self.webAddress);
   try {
