@@ -73,4 +73,39 @@ describe('the answer to a Forward', () => {
     const appends = call.filter((m): m is AppendEntries => m.type === 'AppendEntries');
     expect(appends.some((a) => a.entries.some((e) => e.index === index))).toBe(true);
   }, 30_000);
+
+  it('goes at once and alone when the receiver takes none of the writes: with the reason and its leader', async () => {
+    const leader = nodes.find((n) => n.running.node.status().role === 'leader')!;
+    const [from, to] = nodes.filter((n) => n !== leader) as [(typeof nodes)[0], (typeof nodes)[0]];
+    const fromId = from.running.node.id;
+    to.transport.calls.length = 0;
+    // A Forward to a follower (as from a node whose idea of the leader is stale): nothing is proposed, so the
+    // answer has no AppendEntries to ride with.
+    from.transport.send([
+      {
+        type: 'Forward',
+        from: fromId,
+        to: to.running.node.id,
+        term: to.running.node.status().term,
+        requests: [{ id: 424242, data: new Uint8Array([1, 2, 3]) }],
+      },
+    ]);
+    const call = await waitFor('the answer', () =>
+      to.transport.calls.find((c) => c.some((m) => m.type === 'ForwardResponse')),
+    );
+    expect(call).toEqual([
+      {
+        type: 'ForwardResponse',
+        from: to.running.node.id,
+        to: fromId,
+        term: expect.any(Number),
+        results: [{ id: 424242, error: 'not_leader' }],
+        leader: leader.running.node.id,
+      },
+    ]);
+    // The sender had no request 424242 waiting: it ignores the answer and goes on passing writes on.
+    const res = await request('PUT', `${from.running.webUrl}/kv/after-refusal`, { value: 'v' });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-rafting-served-by')).toBe(fromId);
+  }, 30_000);
 });
