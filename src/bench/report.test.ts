@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { distribution, nearestRank, summarizeFailover, type Trial } from './failover.js';
 import { parseOptions, UsageError } from './options.js';
 import { lastSeconds, origin, selfTimes, selfTimesByOrigin, type CpuProfile } from './profile.js';
-import { cpuTable, formatMs, formatRate, formatTable, ratio, workloadTable } from './report.js';
+import { cpuTable, formatMs, formatRate, formatTable, ratio, spreadTable, workloadTable } from './report.js';
 import { medianRuns, type CellResult } from './throughput.js';
 
 describe('formatting', () => {
@@ -140,6 +140,40 @@ describe('workloadTable', () => {
   it('without etcd there are no ratio columns', () => {
     const table = workloadTable([cell('rafting', 1, 2200, 2)], 'put-leader', ['rafting'], [1]);
     expect(table).not.toContain('R/E');
+  });
+});
+
+describe('spreadTable', () => {
+  it('lists every run of a cell in order, failed ones included, and leaves out cells without runs', () => {
+    const failed: CellResult = { ...cell('etcd', 1, 0, 0), result: null, error: 'boom' };
+    const runs = [
+      cell('rafting', 1, 1491, 4.85),
+      cell('etcd', 1, 1184, 7.07),
+      failed,
+      cell('rafting', 1, 1469, 4.52),
+      cell('rafting', 64, 12875, 19),
+    ];
+    const lines = spreadTable(runs, ['put-leader', 'mix'], ['rafting', 'etcd'], [1, 16, 64]).split('\n');
+    expect(lines[0]).toMatch(/^every run of each cell/);
+    expect(lines[1]!.split(/\s{2,}/)).toEqual([
+      'workload',
+      'conns',
+      'rafting req/s of each run',
+      'p99 ms of each run',
+      'etcd req/s of each run',
+      'p99 ms of each run',
+    ]);
+    // No row for 16 connections (no runs) nor for mix.
+    expect(lines).toHaveLength(5);
+    expect(lines[3]!.trim().split(/\s{2,}/)).toEqual([
+      'put-leader',
+      '1',
+      '1,491 / 1,469',
+      '4.85 / 4.52',
+      '1,184 / failed',
+      '7.07 / failed',
+    ]);
+    expect(lines[4]!.trim().split(/\s{2,}/)).toEqual(['put-leader', '64', '12,875', '19.0', '–', '–']);
   });
 });
 

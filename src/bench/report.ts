@@ -89,6 +89,40 @@ export function workloadTable(
   return `${workload}: ${workloads[workload].description}\n${formatTable(header, rows)}`;
 }
 
+/**
+ * With repeated runs: every run's requests/s and p99 per cell, in the order they ran, so that a reader sees how far
+ * the median run's p99 is from the others (on a shared VM the tail moves more between runs than throughput does).
+ * Failed runs show as "failed".
+ */
+export function spreadTable(
+  runs: readonly CellResult[],
+  workloads: readonly WorkloadName[],
+  systems: readonly SystemName[],
+  concurrency: readonly number[],
+): string {
+  const header = ['workload', 'conns'];
+  for (const s of systems) header.push(`${s} req/s of each run`, 'p99 ms of each run');
+  const rows: string[][] = [];
+  for (const w of workloads) {
+    for (const c of concurrency) {
+      const row = [w, String(c)];
+      let any = false;
+      for (const s of systems) {
+        const mine = runs.filter((r) => r.system === s && r.workload === w && r.connections === c);
+        any ||= mine.length > 0;
+        const each = (f: (r: NonNullable<CellResult['result']>) => string): string =>
+          mine.length === 0 ? '–' : mine.map((r) => (r.result === null ? 'failed' : f(r.result))).join(' / ');
+        row.push(
+          each((r) => formatRate(r.okPerSecond)),
+          each((r) => formatMs(r.latencyMs.p99)),
+        );
+      }
+      if (any) rows.push(row);
+    }
+  }
+  return `every run of each cell (requests/s and p99 in the order they ran; the tables above show the median one)\n${formatTable(header, rows)}`;
+}
+
 /** Server CPU per request (µs, all members together) and in % of one core; wrk's CPU in % of one core. */
 export function cpuTable(results: readonly CellResult[], systems: readonly SystemName[]): string {
   const header = ['workload', 'conns'];
