@@ -30,16 +30,27 @@ async function scrape(id: string): Promise<Scrape> {
   expect(res.status).toBe(200);
   const samples = new Map<string, number>();
   const types = new Map<string, string>();
+  const helps = new Set<string>();
   for (const line of (await res.text()).split('\n')) {
-    if (line === '' || line.startsWith('# HELP')) continue;
+    if (line === '') continue;
+    const help = /^# HELP (\S+) \S/.exec(line);
+    if (help !== null) {
+      helps.add(help[1]!);
+      continue;
+    }
     const type = /^# TYPE (\S+) (\S+)$/.exec(line);
     if (type !== null) {
+      // Every family is declared once, after its help text: Prometheus rejects a family declared twice.
+      expect(types.has(type[1]!), `${type[1]!} declared twice`).toBe(false);
+      expect(helps.has(type[1]!), `${type[1]!} has no HELP`).toBe(true);
       types.set(type[1]!, type[2]!);
       continue;
     }
     const sample = /^(\S+) (\S+)$/.exec(line);
     if (sample === null) throw new Error(`not a Prometheus sample line: ${JSON.stringify(line)}`);
-    samples.set(canonical(sample[1]!), Number(sample[2]));
+    const key = canonical(sample[1]!);
+    expect(samples.has(key), `duplicate series ${key}`).toBe(false);
+    samples.set(key, Number(sample[2]));
   }
   return { contentType: res.headers.get('content-type'), samples, types };
 }
@@ -74,6 +85,8 @@ describe('GET /metrics', () => {
     for (const id of cluster.ids) {
       const status = await cluster.status(id);
       const s = await scrape(id);
+      // Nothing happened between the two reads (no election, no entry), or the comparisons below would not hold.
+      expect(await cluster.status(id)).toEqual(status);
       expect(s.contentType).toMatch(/^text\/plain; version=0\.0\.4/);
       expect(value(s, id, 'rafting_is_leader')).toBe(id === leader ? 1 : 0);
       expect(value(s, id, 'rafting_has_leader')).toBe(1);
@@ -88,6 +101,8 @@ describe('GET /metrics', () => {
       expect(value(s, id, 'rafting_snapshot_index')).toBe(status.snapshotIndex);
       expect(value(s, id, 'rafting_members', `role="voter"`)).toBe(3);
       expect(value(s, id, 'rafting_members', `role="learner"`)).toBe(0);
+      expect(value(s, id, 'rafting_members', `role="outgoing"`)).toBe(0);
+      expect(value(s, id, 'rafting_config_joint')).toBe(0);
       expect(value(s, id, 'rafting_pending_requests')).toBe(0);
       expect(value(s, id, 'rafting_leader_changes_seen_total')).toBeGreaterThanOrEqual(1);
       expect(s.types.get('rafting_leader_changes_seen_total')).toBe('counter');
@@ -124,6 +139,29 @@ describe('GET /metrics', () => {
       expect(grew('rafting_wal_batches_total')).toBeGreaterThanOrEqual(1);
       expect(grew('rafting_applied_index')).toBeGreaterThanOrEqual(5);
       expect(grew('rafting_peer_sent_messages_total')).toBeGreaterThan(0);
+    }
+  });
+
+  it('a leadership transfer counts as one leader change on every node, and no counter goes back', async () => {
+    const leader = await cluster.waitForLeader();
+    const to = cluster.ids.find((id) => id !== leader)!;
+    const before = new Map<string, Scrape>();
+    for (const id of cluster.ids) before.set(id, await scrape(id));
+    const res = await request('POST', `${cluster.url(leader)}/cluster/leader`, { to });
+    expect(res.status).toBe(200);
+    for (const id of cluster.ids) {
+      await waitFor(`${id} to follow ${to}`, async () => (await cluster.status(id)).leader === to);
+      const after = await scrape(id);
+      const was = before.get(id)!;
+      expect(value(after, id, 'rafting_leader_changes_seen_total')).toBe(
+        value(was, id, 'rafting_leader_changes_seen_total') + 1,
+      );
+      expect(value(after, id, 'rafting_is_leader')).toBe(id === to ? 1 : 0);
+      expect(value(after, id, 'rafting_term')).toBeGreaterThan(value(was, id, 'rafting_term'));
+      for (const [name, type] of after.types) {
+        if (type !== 'counter' || !name.startsWith('rafting_')) continue;
+        expect(value(after, id, name), name).toBeGreaterThanOrEqual(value(was, id, name));
+      }
     }
   });
 });

@@ -47,6 +47,9 @@ export interface NodeMetrics {
 const roles = ['follower', 'candidate', 'leader'] as const;
 
 export function nodeMetrics(sources: MetricsSources): NodeMetrics {
+  // Installed now rather than at the first scrape, so that garbage collection and event-loop delay are observed
+  // from the start (and the first scrape has no empty histograms).
+  const processMetrics = processRegistry();
   const registry = new Registry();
   registry.setDefaultLabels({ node: sources.id });
   const registers = [registry];
@@ -105,18 +108,26 @@ export function nodeMetrics(sources: MetricsSources): NodeMetrics {
   gauge('rafting_snapshot_index', 'The index of the latest snapshot (0: none).', (s) => s.snapshotIndex);
   new Gauge({
     name: 'rafting_members',
-    help: 'Members of the configuration in force (thesis §4.1), by role, this node included.',
+    help: 'Members of the configuration in force (thesis §4.1), by role, this node included; outgoing: the voters of C_old while joint.',
     labelNames: ['role'],
     registers,
     collect() {
       const { config } = status();
       this.set({ role: 'voter' }, config.voters.length);
       this.set({ role: 'learner' }, config.learners.length);
+      this.set({ role: 'outgoing' }, config.outgoing.length);
     },
   });
+  gauge(
+    'rafting_config_joint',
+    '1 while the configuration in force is joint (C_old,new, thesis §4.3), else 0.',
+    (s) => (s.config.joint ? 1 : 0),
+  );
   new Gauge({
     name: 'rafting_pending_requests',
-    help: 'Client requests (writes and reads) waiting for their entry or read index to apply on this node.',
+    help:
+      "Requests waiting on this node: writes for their entry to apply, reads for their read index (a follower's " +
+      'linearizable read is counted on the leader, which confirms it), membership changes for their turn.',
     registers,
     collect() {
       this.set(sources.node().pendingRequests);
@@ -191,7 +202,7 @@ export function nodeMetrics(sources: MetricsSources): NodeMetrics {
     async text() {
       scraped = null;
       try {
-        return (await registry.metrics()) + (await processRegistry().metrics());
+        return (await registry.metrics()) + (await processMetrics.metrics());
       } finally {
         scraped = null;
       }
