@@ -58,14 +58,18 @@ function cell(system: 'rafting' | 'etcd', connections: number, okPerSecond: numb
   };
 }
 
+/** A run of the cell that failed: no result. */
+function failedCell(system: 'rafting' | 'etcd', connections: number): CellResult {
+  return { ...cell(system, connections, 0, 0), result: null, error: 'boom' };
+}
+
 describe('medianRuns', () => {
   it('keeps, per system and cell, the run with the median requests/s; a failed run counts as the slowest', () => {
-    const failed: CellResult = { ...cell('rafting', 1, 0, 0), result: null, error: 'boom' };
     const runs = [
       cell('rafting', 1, 900, 3),
       cell('etcd', 1, 800, 2),
       cell('rafting', 1, 1100, 9),
-      failed,
+      failedCell('rafting', 1),
       cell('rafting', 1, 1000, 5),
       cell('etcd', 1, 700, 4),
       cell('rafting', 16, 5000, 7),
@@ -145,11 +149,10 @@ describe('workloadTable', () => {
 
 describe('spreadTable', () => {
   it('lists every run of a cell in order, failed ones included, and leaves out cells without runs', () => {
-    const failed: CellResult = { ...cell('etcd', 1, 0, 0), result: null, error: 'boom' };
     const runs = [
       cell('rafting', 1, 1491, 4.85),
       cell('etcd', 1, 1184, 7.07),
-      failed,
+      failedCell('etcd', 1),
       cell('rafting', 1, 1469, 4.52),
       cell('rafting', 64, 12875, 19),
     ];

@@ -9,6 +9,8 @@
 // `node`.
 
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import type { FileStorageStats } from '../storage/file.js';
+import type { GrpcTransportStats } from '../transport/grpc.js';
 import type { NodeStatus } from './api.js';
 
 export interface MetricsSources {
@@ -17,25 +19,9 @@ export interface MetricsSources {
   /** Counters the runtime keeps (RaftNode.stats). */
   readonly node: () => { readonly leaderChanges: number; readonly pendingRequests: number };
   /** The file storage's counters; absent for storage kept in memory. */
-  readonly storage?: () => {
-    readonly fsyncs: number;
-    readonly records: number;
-    readonly bytes: number;
-    readonly saves: number;
-    readonly batches: number;
-    readonly segments: number;
-  };
+  readonly storage?: () => FileStorageStats;
   /** The gRPC transport's counters; absent for a transport that keeps none. */
-  readonly transport?: () => {
-    readonly sentMessages: number;
-    readonly receivedMessages: number;
-    readonly droppedMessages: number;
-    readonly rejectedMessages: number;
-    readonly streamFailures: number;
-    readonly snapshotsSent: number;
-    readonly snapshotsReceived: number;
-    readonly snapshotsFailed: number;
-  };
+  readonly transport?: () => GrpcTransportStats;
 }
 
 export interface NodeMetrics {
@@ -57,16 +43,19 @@ export function nodeMetrics(sources: MetricsSources): NodeMetrics {
   let scraped: NodeStatus | null = null;
   const status = (): NodeStatus => (scraped ??= sources.status());
 
-  const gauge = (name: string, help: string, read: (s: NodeStatus) => number): void => {
+  /** A gauge read from `source` at every scrape. */
+  const gaugeOf = <T>(name: string, help: string, source: () => T, read: (t: T) => number): void => {
     new Gauge({
       name,
       help,
       registers,
       collect() {
-        this.set(read(status()));
+        this.set(read(source()));
       },
     });
   };
+  const gauge = (name: string, help: string, read: (s: NodeStatus) => number): void =>
+    gaugeOf(name, help, status, read);
   /** A counter whose value some component keeps: copied in at every scrape. */
   const counter = <T>(name: string, help: string, source: () => T, read: (t: T) => number): void => {
     new Counter({
@@ -123,16 +112,13 @@ export function nodeMetrics(sources: MetricsSources): NodeMetrics {
     '1 while the configuration in force is joint (C_old,new, thesis §4.3), else 0.',
     (s) => (s.config.joint ? 1 : 0),
   );
-  new Gauge({
-    name: 'rafting_pending_requests',
-    help:
-      "Requests waiting on this node: writes for their entry to apply, reads for their read index (a follower's " +
+  gaugeOf(
+    'rafting_pending_requests',
+    "Requests waiting on this node: writes for their entry to apply, reads for their read index (a follower's " +
       'linearizable read is counted on the leader, which confirms it), membership changes for their turn.',
-    registers,
-    collect() {
-      this.set(sources.node().pendingRequests);
-    },
-  });
+    sources.node,
+    (n) => n.pendingRequests,
+  );
   counter(
     'rafting_leader_changes_seen_total',
     'Times this node saw a new leader (etcd: etcd_server_leader_changes_seen_total).',
@@ -162,23 +148,18 @@ export function nodeMetrics(sources: MetricsSources): NodeMetrics {
       storage,
       (s) => s.batches,
     );
-    new Gauge({
-      name: 'rafting_wal_segments',
-      help: 'WAL segment files, the active one included.',
-      registers,
-      collect() {
-        this.set(storage().segments);
-      },
-    });
+    gaugeOf(
+      'rafting_wal_segments',
+      'WAL segment files, the active one included.',
+      storage,
+      (s) => s.segments,
+    );
   }
 
   const transport = sources.transport;
   if (transport !== undefined) {
-    const peer = (
-      name: string,
-      help: string,
-      read: (t: ReturnType<NonNullable<MetricsSources['transport']>>) => number,
-    ): void => counter(`rafting_peer_${name}_total`, help, transport, read);
+    const peer = (name: string, help: string, read: (t: GrpcTransportStats) => number): void =>
+      counter(`rafting_peer_${name}_total`, help, transport, read);
     peer('sent_messages', 'Raft messages handed to a peer stream.', (t) => t.sentMessages);
     peer('received_messages', 'Raft messages received from peers.', (t) => t.receivedMessages);
     peer(
@@ -200,7 +181,6 @@ export function nodeMetrics(sources: MetricsSources): NodeMetrics {
   return {
     contentType: registry.contentType,
     async text() {
-      scraped = null;
       try {
         return (await registry.metrics()) + (await processMetrics.metrics());
       } finally {
