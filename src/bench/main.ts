@@ -13,7 +13,7 @@ import { describeMachine, ensureTool, type Tool } from './machine.js';
 import { parseOptions, usage, UsageError, type BenchOptions } from './options.js';
 import { summarizeFile } from './profile.js';
 import { raftingTiming } from './rafting.js';
-import { cpuTable, failoverTable, spreadTable, workloadTable } from './report.js';
+import { cpuTable, failoverTable, pooledTable, spreadTable, workloadTable } from './report.js';
 import { clusterSize, runThroughput, type CellResult } from './throughput.js';
 import { workloads } from './workloads.js';
 
@@ -152,8 +152,10 @@ async function main(): Promise<number> {
       sections.push(workloadTable(cells, w, systems, options.concurrency));
   }
   if (cells.length > 0) sections.push(cpuTable(cells, systems));
-  if (options.repeat > 1 && runs.length > 0)
+  if (options.repeat > 1 && runs.length > 0) {
+    sections.push(pooledTable(runs, options.workloads, systems, options.concurrency));
     sections.push(spreadTable(runs, options.workloads, systems, options.concurrency));
+  }
   if (failover.trials.length > 0) sections.push(failoverTable(summaries));
   if (cells.some((c) => c.leaderChanged)) sections.push('* the leader changed during that run');
   if (options.profile) sections.push(await profileSummaries(out, options.durationS));

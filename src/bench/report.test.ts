@@ -2,7 +2,16 @@ import { describe, expect, it } from 'vitest';
 import { distribution, nearestRank, summarizeFailover, type Trial } from './failover.js';
 import { parseOptions, UsageError } from './options.js';
 import { lastSeconds, origin, selfTimes, selfTimesByOrigin, type CpuProfile } from './profile.js';
-import { cpuTable, formatMs, formatRate, formatTable, ratio, spreadTable, workloadTable } from './report.js';
+import {
+  cpuTable,
+  formatMs,
+  formatRate,
+  formatTable,
+  pooledTable,
+  ratio,
+  spreadTable,
+  workloadTable,
+} from './report.js';
 import { medianRuns, type CellResult } from './throughput.js';
 
 describe('formatting', () => {
@@ -34,7 +43,18 @@ describe('formatting', () => {
   });
 });
 
+/**
+ * A successful run of put-leader: 10 s at `okPerSecond`, its latency one wrk process whose grid has p50 1 ms and the
+ * given p99 (p99.9 twice, the maximum three times that).
+ */
 function cell(system: 'rafting' | 'etcd', connections: number, okPerSecond: number, p99: number): CellResult {
+  const us = (ms: number) => ms * 1000;
+  const grid: [number, number][] = [
+    [50, us(1)],
+    [99, us(p99)],
+    [99.9, us(p99 * 2)],
+    [100, us(p99 * 3)],
+  ];
   return {
     system,
     workload: 'put-leader',
@@ -53,6 +73,7 @@ function cell(system: 'rafting' | 'etcd', connections: number, okPerSecond: numb
       errorDetail: { connect: 0, read: 0, write: 0, status: 0, timeout: 0 },
       latencyMs: { p50: 1, p99, p999: p99 * 2, max: p99 * 3 },
       wrkCpuSeconds: 1,
+      samples: [{ requests: okPerSecond * 10, latencyUs: { grid } }],
     },
     cpu: { wrkPercent: 10, servers: {}, serversPercent: 100, serversSystemPercent: 40, stealPercent: 1.5 },
   };
@@ -177,6 +198,76 @@ describe('spreadTable', () => {
       '7.07 / failed',
     ]);
     expect(lines[4]!.trim().split(/\s{2,}/)).toEqual(['put-leader', '64', '12,875', '19.0', '–', '–']);
+  });
+});
+
+describe('pooledTable', () => {
+  it('merges the runs of a cell into one distribution, weighted by their requests, and compares the systems', () => {
+    const runs = [
+      // rafting c=1: 10,000 requests with p99 4 ms and 10,000 with p99 40 ms. A grid point stands for the requests
+      // up to it, so half of all requests are "1-4 ms" or "1-40 ms" and the merged p99 and p99.9 are the slow run's
+      // own (40, 80 ms), not the mean of the two runs' (22, 44 ms).
+      cell('rafting', 1, 1000, 4),
+      cell('etcd', 1, 1000, 10),
+      cell('rafting', 1, 1000, 40),
+      failedCell('etcd', 1),
+      cell('rafting', 64, 10000, 20),
+    ];
+    const lines = pooledTable(runs, ['put-leader', 'mix'], ['rafting', 'etcd'], [1, 16, 64]).split('\n');
+    expect(lines[0]).toMatch(/^latency over all runs of each cell together/);
+    expect(lines[1]!.split(/\s{2,}/)).toEqual([
+      'workload',
+      'conns',
+      'rafting runs',
+      'p50 ms',
+      'p99 ms',
+      'p99.9 ms',
+      'etcd runs',
+      'p50 ms',
+      'p99 ms',
+      'p99.9 ms',
+      'p50 R/E',
+      'p99 R/E',
+      'p99.9 R/E',
+    ]);
+    // No rows for 16 connections nor for mix: no runs.
+    expect(lines).toHaveLength(5);
+    expect(lines[3]!.trim().split(/\s{2,}/)).toEqual([
+      'put-leader',
+      '1',
+      '2',
+      '1.00',
+      '40.0',
+      '80.0',
+      '1 + 1 failed',
+      '1.00',
+      '10.0',
+      '20.0',
+      '1.00×',
+      '4.00×',
+      '4.00×',
+    ]);
+    // A cell with one run gives that run's own percentiles; a system without runs, dashes.
+    expect(lines[4]!.trim().split(/\s{2,}/)).toEqual([
+      'put-leader',
+      '64',
+      '1',
+      '1.00',
+      '20.0',
+      '40.0',
+      '–',
+      '–',
+      '–',
+      '–',
+      '–',
+      '–',
+      '–',
+    ]);
+  });
+
+  it('shows a cell whose every run failed as failed', () => {
+    const lines = pooledTable([failedCell('etcd', 1)], ['put-leader'], ['etcd'], [1]).split('\n');
+    expect(lines[3]!.trim().split(/\s{2,}/)).toEqual(['put-leader', '1', '1 failed', '–', '–', '–']);
   });
 });
 

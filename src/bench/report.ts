@@ -4,6 +4,7 @@
 import type { SystemName } from './cluster.js';
 import type { FailoverSummary } from './failover.js';
 import type { CellResult } from './throughput.js';
+import { mergedPercentile } from './wrk.js';
 import { workloads, type WorkloadName } from './workloads.js';
 
 /** A plain-text table: the first column left-aligned, the others right-aligned, columns separated by two spaces. */
@@ -121,6 +122,59 @@ export function spreadTable(
     }
   }
   return `every run of each cell (requests/s and p99 in the order they ran; the tables above show the median one)\n${formatTable(header, rows)}`;
+}
+
+/**
+ * With repeated runs: each cell's latency over every request of all its runs together (their distributions merged,
+ * weighted by request counts). One run's p99 rests on its slowest 1%, and on a shared 2-core machine those are a
+ * few stalls of the whole machine, so it moves a lot from run to run; the merged p99 rests on three times as many.
+ * Failed runs are left out, and counted.
+ */
+export function pooledTable(
+  runs: readonly CellResult[],
+  workloads: readonly WorkloadName[],
+  systems: readonly SystemName[],
+  concurrency: readonly number[],
+): string {
+  const header = ['workload', 'conns'];
+  for (const s of systems) header.push(`${s} runs`, 'p50 ms', 'p99 ms', 'p99.9 ms');
+  const both = systems.includes('rafting') && systems.includes('etcd');
+  if (both) header.push('p50 R/E', 'p99 R/E', 'p99.9 R/E');
+  const rows: string[][] = [];
+  for (const w of workloads) {
+    for (const c of concurrency) {
+      const row = [w, String(c)];
+      const merged = new Map<SystemName, { p50: number; p99: number; p999: number }>();
+      let any = false;
+      for (const s of systems) {
+        const mine = runs.filter((r) => r.system === s && r.workload === w && r.connections === c);
+        any ||= mine.length > 0;
+        const samples = mine.flatMap((r) => r.result?.samples ?? []);
+        const ok = mine.filter((r) => r.result !== null).length;
+        const failed = mine.length - ok;
+        if (samples.length === 0) {
+          row.push(mine.length === 0 ? '–' : `${failed} failed`, '–', '–', '–');
+          continue;
+        }
+        const at = (p: number) => mergedPercentile(samples, p) / 1000;
+        const m = { p50: at(50), p99: at(99), p999: at(99.9) };
+        merged.set(s, m);
+        row.push(
+          failed > 0 ? `${ok} + ${failed} failed` : String(ok),
+          formatMs(m.p50),
+          formatMs(m.p99),
+          formatMs(m.p999),
+        );
+      }
+      if (both) {
+        const a = merged.get('rafting');
+        const b = merged.get('etcd');
+        row.push(ratio(a?.p50, b?.p50), ratio(a?.p99, b?.p99), ratio(a?.p999, b?.p999));
+      }
+      if (any) rows.push(row);
+    }
+  }
+  return `latency over all runs of each cell together (every request of every run; the tables above show one run)\n${formatTable(header, rows)}`;
 }
 
 /** Server CPU per request (µs, all members together) and in % of one core; wrk's CPU in % of one core. */

@@ -114,6 +114,9 @@ describe('combine', () => {
     expect(c.wrkCpuSeconds).toBe(1);
     expect(c.latencyMs.p50).toBe(5);
     expect(c.latencyMs.max).toBe(10);
+    // Each process's distribution is kept, so that repeated runs can be merged later into the same percentiles.
+    expect(c.samples.map((x) => x.requests)).toEqual([2000, 1000]);
+    expect(mergedPercentile(c.samples, 99)).toBe(mergedPercentile([a, b], 99));
   });
 });
 

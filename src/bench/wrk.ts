@@ -190,6 +190,17 @@ export interface Combined {
     readonly max: number;
   };
   readonly wrkCpuSeconds: number;
+  /**
+   * Each process's request count and percentile grid, so that repeated runs of a cell can be merged into one
+   * distribution later (report.ts, pooledTable).
+   */
+  readonly samples: readonly LatencySample[];
+}
+
+/** What merging percentiles needs of a wrk run: how many requests it made and its grid. */
+export interface LatencySample {
+  readonly requests: number;
+  readonly latencyUs: { readonly grid: readonly (readonly [number, number])[] };
 }
 
 /**
@@ -198,7 +209,7 @@ export interface Combined {
  * value whose cumulative weight reaches p% of all requests. For a single run and a p on the grid this is the
  * run's own percentile.
  */
-export function mergedPercentile(runs: readonly WrkResult[], p: number): number {
+export function mergedPercentile(runs: readonly LatencySample[], p: number): number {
   const points: { v: number; w: number }[] = [];
   let total = 0;
   for (const r of runs) {
@@ -245,6 +256,7 @@ export function combine(runs: readonly WrkResult[]): Combined {
       max: ms(Math.max(0, ...runs.map((r) => r.latencyUs.max))),
     },
     wrkCpuSeconds: sum(runs, (r) => r.cpuSeconds),
+    samples: runs.map((r) => ({ requests: r.requests, latencyUs: { grid: r.latencyUs.grid } })),
   };
 }
 
