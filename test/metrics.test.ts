@@ -113,6 +113,20 @@ describe('GET /metrics', () => {
       expect(value(s, id, 'rafting_wal_segments')).toBeGreaterThanOrEqual(1);
       expect(value(s, id, 'rafting_peer_sent_messages_total')).toBeGreaterThan(0);
       expect(value(s, id, 'rafting_peer_received_messages_total')).toBeGreaterThan(0);
+      // Messages travel in batches: at least one message each.
+      const sentBatches = value(s, id, 'rafting_peer_sent_batches_total');
+      expect(sentBatches).toBeGreaterThan(0);
+      expect(sentBatches).toBeLessThanOrEqual(value(s, id, 'rafting_peer_sent_messages_total'));
+      const receivedBatches = value(s, id, 'rafting_peer_received_batches_total');
+      expect(receivedBatches).toBeGreaterThan(0);
+      expect(receivedBatches).toBeLessThanOrEqual(value(s, id, 'rafting_peer_received_messages_total'));
+      // A stream to each of the two peers and one from each; none refused in a healthy cluster.
+      expect(value(s, id, 'rafting_peer_streams_opened_total')).toBeGreaterThanOrEqual(2);
+      expect(value(s, id, 'rafting_peer_streams_accepted_total')).toBeGreaterThanOrEqual(2);
+      expect(value(s, id, 'rafting_peer_rejected_streams_total')).toBe(0);
+      expect(value(s, id, 'rafting_wal_saves_coalesced_total')).toBeLessThanOrEqual(
+        value(s, id, 'rafting_wal_saves_total'),
+      );
       // The process' own metrics, once per process and without the node label.
       expect(s.samples.get('process_cpu_user_seconds_total')).toBeGreaterThan(0);
       expect(s.samples.has('nodejs_eventloop_lag_seconds')).toBe(true);
@@ -139,6 +153,7 @@ describe('GET /metrics', () => {
       expect(grew('rafting_wal_batches_total')).toBeGreaterThanOrEqual(1);
       expect(grew('rafting_applied_index')).toBeGreaterThanOrEqual(5);
       expect(grew('rafting_peer_sent_messages_total')).toBeGreaterThan(0);
+      expect(grew('rafting_peer_sent_batches_total')).toBeGreaterThan(0);
     }
   });
 

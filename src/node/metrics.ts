@@ -148,6 +148,12 @@ export function nodeMetrics(sources: MetricsSources): NodeMetrics {
       storage,
       (s) => s.batches,
     );
+    counter(
+      'rafting_wal_saves_coalesced_total',
+      'Saves that shared a batch with an earlier one (group commit), so cost no write of their own.',
+      storage,
+      (s) => s.savesCoalesced,
+    );
     gaugeOf(
       'rafting_wal_segments',
       'WAL segment files, the active one included.',
@@ -161,7 +167,9 @@ export function nodeMetrics(sources: MetricsSources): NodeMetrics {
     const peer = (name: string, help: string, read: (t: GrpcTransportStats) => number): void =>
       counter(`rafting_peer_${name}_total`, help, transport, read);
     peer('sent_messages', 'Raft messages handed to a peer stream.', (t) => t.sentMessages);
+    peer('sent_batches', 'Batches of messages handed to a peer stream.', (t) => t.sentBatches);
     peer('received_messages', 'Raft messages received from peers.', (t) => t.receivedMessages);
+    peer('received_batches', 'Batches of messages accepted from peers.', (t) => t.receivedBatches);
     peer(
       'dropped_messages',
       'Outgoing messages dropped (peer down, backpressure, too large).',
@@ -171,6 +179,13 @@ export function nodeMetrics(sources: MetricsSources): NodeMetrics {
       'rejected_messages',
       'Incoming messages rejected (wrong address, bad content).',
       (t) => t.rejectedMessages,
+    );
+    peer('streams_opened', 'Outgoing peer streams opened, reopenings included.', (t) => t.streamsOpened);
+    peer('streams_accepted', 'Incoming peer streams accepted.', (t) => t.streamsAccepted);
+    peer(
+      'rejected_streams',
+      'Incoming peer streams ended for a wrong cluster id or an unknown or mismatched sender.',
+      (t) => t.rejectedStreams,
     );
     peer('stream_failures', 'Outgoing peer streams that ended with an error.', (t) => t.streamFailures);
     peer('snapshots_sent', 'Snapshots a peer acknowledged.', (t) => t.snapshotsSent);
