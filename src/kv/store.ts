@@ -57,11 +57,6 @@ export class KvStore {
   readonly #data = new Map<string, StoredValue>();
   #remembered: IdempotencyTable;
   #lastApplied = 0;
-  /**
-   * While a snapshot is being taken (beginSnapshot): the value each key had when it began, for every key written
-   * since (null: it did not exist). Copy on write, key by key: the snapshot reads these instead of the live map.
-   */
-  #cow: Map<string, StoredValue | null> | null = null;
   /** The snapshot being taken, so that restore() can abort it. */
   #view: { aborted: boolean } | null = null;
 
@@ -128,7 +123,6 @@ export class KvStore {
     if (command.condition !== undefined && !holds(command.condition, current)) {
       return { op, ok: false, reason: 'condition_failed', key, current, index };
     }
-    if (this.#cow !== null && !this.#cow.has(key)) this.#cow.set(key, current);
     if (command.op === 'set') {
       this.#data.set(key, { value: command.value, index });
       return { op: 'set', ok: true, key, value: command.value, index };
@@ -138,57 +132,55 @@ export class KvStore {
 
   /**
    * A point-in-time snapshot of the state (§7), in chunks of `chunkBytes` (the last may be shorter). The chunks are
-   * produced lazily, so the caller must consume them before applying anything else; `snapshotChunks` copies
-   * nothing up front but holds the live state.
+   * produced lazily, so the caller must consume them before applying anything else (the idempotency table is read
+   * live).
    */
   snapshotChunks(chunkBytes?: number): Iterable<Uint8Array> {
     const state = {
       lastApplied: this.#lastApplied,
-      entries: this.#data.entries(),
+      keys: Array.from(this.#data.keys()),
+      values: Array.from(this.#data.values()),
       remembered: this.#remembered.entries(),
     };
     return encodeSnapshot(state, chunkBytes);
   }
 
   /**
-   * Starts a point-in-time snapshot of the state (§7) that is read while the store goes on applying entries: the
-   * keys are listed now (one array of references), and every key written from now on keeps its old value aside
-   * until the snapshot is done (copy on write). `chunks()` encodes the snapshot lazily, yielding to the event loop
+   * Starts a point-in-time snapshot of the state (§7) that is read while the store goes on applying entries. The
+   * keys and their values are listed now: two arrays of references, about 1 ms per 100,000 keys. A value is never
+   * changed in place (a write stores a new object), so the listed ones stay as they were, and a write while the
+   * snapshot is read costs nothing extra. `chunks()` encodes the snapshot lazily, yielding to the event loop
    * between chunks, so taking a snapshot of a large state never stops the node for long. One at a time; a restore
    * aborts it.
    */
   beginSnapshot(chunkBytes?: number): {
     readonly lastApplied: number;
     chunks(): AsyncGenerator<Uint8Array>;
-    /** Ends the snapshot (also when its chunks were never read); writes stop keeping old values for it. */
+    /** Ends the snapshot (also when its chunks were never read), letting go of what it listed. */
     release(): void;
   } {
     if (this.#view !== null) throw new Error('kv: a snapshot is already being taken');
     const view = { aborted: false };
-    const cow = new Map<string, StoredValue | null>();
-    const data = this.#data;
-    const keys = Array.from(data.keys());
+    // Both in the map's order, so keys[i] goes with values[i].
+    let keys: string[] = Array.from(this.#data.keys());
+    let values: StoredValue[] = Array.from(this.#data.values());
     const remembered = [...this.#remembered.entries()];
     const lastApplied = this.#lastApplied;
     this.#view = view;
-    this.#cow = cow;
+    let released = false;
     const release = () => {
-      if (this.#view !== view) return;
-      this.#view = null;
-      this.#cow = null;
+      released = true;
+      keys = [];
+      values = [];
+      if (this.#view === view) this.#view = null;
     };
-    function* entries(): Generator<[string, StoredValue]> {
-      for (const key of keys) {
-        const value = cow.has(key) ? cow.get(key) : data.get(key);
-        if (value !== null && value !== undefined) yield [key, value];
-      }
-    }
     return {
       lastApplied,
       release,
       chunks: async function* () {
+        if (released) throw new Error('kv: the snapshot was released before it was read');
         try {
-          for (const chunk of encodeSnapshot({ lastApplied, entries: entries(), remembered }, chunkBytes)) {
+          for (const chunk of encodeSnapshot({ lastApplied, keys, values, remembered }, chunkBytes)) {
             if (view.aborted)
               throw new Error('kv: the snapshot was abandoned: a newer snapshot was restored');
             yield chunk;
@@ -224,7 +216,6 @@ export class KvStore {
     if (this.#view !== null) {
       this.#view.aborted = true;
       this.#view = null;
-      this.#cow = null;
     }
     this.#data.clear();
     for (const [key, value] of data) this.#data.set(key, value);

@@ -1117,7 +1117,7 @@ export class RaftNode implements KvService {
     if (term === undefined) return; // a newer snapshot is being installed
     // Thesis §5.1: the snapshot keeps the configuration as of its last index.
     const meta = { index, term, config: this.#raft.log.configAt(index) };
-    // A point in time, read while the node goes on applying (copy on write, see KvStore.beginSnapshot).
+    // A point in time, read while the node goes on applying (see KvStore.beginSnapshot).
     const view = this.#kv.beginSnapshot(snapshotSliceBytes);
     this.#snapshotting = true;
     void (async () => {
