@@ -91,6 +91,29 @@ export function workloadTable(
 }
 
 /**
+ * Each (workload, connections) cell that has runs, in table order, with its runs per system (in the order they ran;
+ * a system without runs of the cell gets an empty list).
+ */
+function* cellsWithRuns(
+  runs: readonly CellResult[],
+  workloads: readonly WorkloadName[],
+  systems: readonly SystemName[],
+  concurrency: readonly number[],
+): Generator<{ workload: WorkloadName; connections: number; bySystem: Map<SystemName, CellResult[]> }> {
+  for (const workload of workloads) {
+    for (const connections of concurrency) {
+      const bySystem = new Map(
+        systems.map((s) => [
+          s,
+          runs.filter((r) => r.system === s && r.workload === workload && r.connections === connections),
+        ]),
+      );
+      if ([...bySystem.values()].some((mine) => mine.length > 0)) yield { workload, connections, bySystem };
+    }
+  }
+}
+
+/**
  * With repeated runs: every run's requests/s and p99 per cell, in the order they ran, so that a reader sees how far
  * the median run's p99 is from the others (on a shared VM the tail moves more between runs than throughput does).
  * Failed runs show as "failed".
@@ -104,22 +127,17 @@ export function spreadTable(
   const header = ['workload', 'conns'];
   for (const s of systems) header.push(`${s} req/s of each run`, 'p99 ms of each run');
   const rows: string[][] = [];
-  for (const w of workloads) {
-    for (const c of concurrency) {
-      const row = [w, String(c)];
-      let any = false;
-      for (const s of systems) {
-        const mine = runs.filter((r) => r.system === s && r.workload === w && r.connections === c);
-        any ||= mine.length > 0;
-        const each = (f: (r: NonNullable<CellResult['result']>) => string): string =>
-          mine.length === 0 ? '–' : mine.map((r) => (r.result === null ? 'failed' : f(r.result))).join(' / ');
-        row.push(
-          each((r) => formatRate(r.okPerSecond)),
-          each((r) => formatMs(r.latencyMs.p99)),
-        );
-      }
-      if (any) rows.push(row);
+  for (const { workload, connections, bySystem } of cellsWithRuns(runs, workloads, systems, concurrency)) {
+    const row = [workload, String(connections)];
+    for (const mine of bySystem.values()) {
+      const each = (f: (r: NonNullable<CellResult['result']>) => string): string =>
+        mine.length === 0 ? '–' : mine.map((r) => (r.result === null ? 'failed' : f(r.result))).join(' / ');
+      row.push(
+        each((r) => formatRate(r.okPerSecond)),
+        each((r) => formatMs(r.latencyMs.p99)),
+      );
     }
+    rows.push(row);
   }
   return `every run of each cell (requests/s and p99 in the order they ran; the tables above show the median one)\n${formatTable(header, rows)}`;
 }
@@ -141,38 +159,33 @@ export function pooledTable(
   const both = systems.includes('rafting') && systems.includes('etcd');
   if (both) header.push('p50 R/E', 'p99 R/E', 'p99.9 R/E');
   const rows: string[][] = [];
-  for (const w of workloads) {
-    for (const c of concurrency) {
-      const row = [w, String(c)];
-      const merged = new Map<SystemName, { p50: number; p99: number; p999: number }>();
-      let any = false;
-      for (const s of systems) {
-        const mine = runs.filter((r) => r.system === s && r.workload === w && r.connections === c);
-        any ||= mine.length > 0;
-        const samples = mine.flatMap((r) => r.result?.samples ?? []);
-        const ok = mine.filter((r) => r.result !== null).length;
-        const failed = mine.length - ok;
-        if (samples.length === 0) {
-          row.push(mine.length === 0 ? '–' : `${failed} failed`, '–', '–', '–');
-          continue;
-        }
-        const at = (p: number) => mergedPercentile(samples, p) / 1000;
-        const m = { p50: at(50), p99: at(99), p999: at(99.9) };
-        merged.set(s, m);
-        row.push(
-          failed > 0 ? `${ok} + ${failed} failed` : String(ok),
-          formatMs(m.p50),
-          formatMs(m.p99),
-          formatMs(m.p999),
-        );
+  for (const { workload, connections, bySystem } of cellsWithRuns(runs, workloads, systems, concurrency)) {
+    const row = [workload, String(connections)];
+    const merged = new Map<SystemName, { p50: number; p99: number; p999: number }>();
+    for (const [s, mine] of bySystem) {
+      const samples = mine.flatMap((r) => r.result?.samples ?? []);
+      const ok = mine.filter((r) => r.result !== null).length;
+      const failed = mine.length - ok;
+      if (samples.length === 0) {
+        row.push(mine.length === 0 ? '–' : `${failed} failed`, '–', '–', '–');
+        continue;
       }
-      if (both) {
-        const a = merged.get('rafting');
-        const b = merged.get('etcd');
-        row.push(ratio(a?.p50, b?.p50), ratio(a?.p99, b?.p99), ratio(a?.p999, b?.p999));
-      }
-      if (any) rows.push(row);
+      const at = (p: number) => mergedPercentile(samples, p) / 1000;
+      const m = { p50: at(50), p99: at(99), p999: at(99.9) };
+      merged.set(s, m);
+      row.push(
+        failed > 0 ? `${ok} + ${failed} failed` : String(ok),
+        formatMs(m.p50),
+        formatMs(m.p99),
+        formatMs(m.p999),
+      );
     }
+    if (both) {
+      const a = merged.get('rafting');
+      const b = merged.get('etcd');
+      row.push(ratio(a?.p50, b?.p50), ratio(a?.p99, b?.p99), ratio(a?.p999, b?.p999));
+    }
+    rows.push(row);
   }
   return `latency over all runs of each cell together (every request of every run; the tables above show one run)\n${formatTable(header, rows)}`;
 }

@@ -79,40 +79,26 @@ export function* encodeSnapshot(
 }
 
 /**
- * A key record, written straight into the chunk when it fits (no intermediate buffers: a snapshot of a few hundred
- * thousand keys is mostly this loop), else through keyRecord. While the chunk has room for the longest the strings
- * can be (3 bytes of UTF-8 per UTF-16 unit), they are written first and their lengths filled in after, rather than
- * measured first: Buffer.byteLength was half the cost of a record.
+ * A key record, written straight into the chunk when it has room for the longest the strings can be (3 bytes of
+ * UTF-8 per UTF-16 unit): no intermediate buffers, and the strings are written first and their lengths filled in
+ * after rather than measured first (Buffer.byteLength was half the cost of a record). A snapshot of a few hundred
+ * thousand keys is mostly this. Otherwise (near the end of a chunk, or a record larger than one) through keyRecord.
  */
 function writeKeyRecord(out: ChunkWriter, key: string, stored: StoredValue): void {
-  const roomy = out.room(4 + 3 * key.length + 4 + 3 * stored.value.length + 8);
-  if (roomy !== null) {
-    const start = out.offset;
-    const keyBytes = roomy.write(key, start + 4, 'utf8');
-    roomy.writeUInt32BE(keyBytes, start);
-    let at = start + 4 + keyBytes;
-    const valueBytes = roomy.write(stored.value, at + 4, 'utf8');
-    roomy.writeUInt32BE(valueBytes, at);
-    at += 4 + valueBytes;
-    roomy.writeDoubleBE(stored.index, at);
-    out.wrote(at + 8 - start);
-    return;
-  }
-  const keyBytes = Buffer.byteLength(key, 'utf8');
-  const valueBytes = Buffer.byteLength(stored.value, 'utf8');
-  const size = 4 + keyBytes + 4 + valueBytes + 8;
-  const chunk = out.room(size);
+  const chunk = out.room(4 + 3 * key.length + 4 + 3 * stored.value.length + 8);
   if (chunk === null) {
     out.push(keyRecord(key, stored));
     return;
   }
-  let at = out.offset;
-  at = chunk.writeUInt32BE(keyBytes, at);
-  at += chunk.write(key, at, keyBytes, 'utf8');
-  at = chunk.writeUInt32BE(valueBytes, at);
-  at += chunk.write(stored.value, at, valueBytes, 'utf8');
+  const start = out.offset;
+  const keyBytes = chunk.write(key, start + 4, 'utf8');
+  chunk.writeUInt32BE(keyBytes, start);
+  let at = start + 4 + keyBytes;
+  const valueBytes = chunk.write(stored.value, at + 4, 'utf8');
+  chunk.writeUInt32BE(valueBytes, at);
+  at += 4 + valueBytes;
   chunk.writeDoubleBE(stored.index, at);
-  out.wrote(size);
+  out.wrote(at + 8 - start);
 }
 
 function keyRecord(key: string, { value, index }: StoredValue): Buffer {
